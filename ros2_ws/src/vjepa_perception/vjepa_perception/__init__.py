@@ -1,0 +1,1 @@
+"""Encoder node: camera images to V-JEPA 2 latents."""

@@ -1,0 +1,1 @@
+"""Headless PyBullet Franka Panda with franka_ros2-shaped interfaces."""

@@ -1,0 +1,1 @@
+"""Rosbag recording, datasets, V-JEPA 2 pretraining and action-conditioned post-training."""
