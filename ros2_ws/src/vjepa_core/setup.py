@@ -15,7 +15,10 @@ setup(
     zip_safe=True,
     maintainer="vjepa2_ros maintainers",
     maintainer_email="maintainers@vjepa2-ros.org",
-    description="Pure-Python V-JEPA 2 core (no rclpy): models, checkpoints, preprocessing, pose math, CEM planning, inference backends, export.",
+    description=(
+        "Pure-Python V-JEPA 2 core (no rclpy): models, checkpoints, preprocessing, pose math, CEM planning, "
+        "inference backends, export."
+    ),
     license="MIT",
     entry_points={
         "console_scripts": [

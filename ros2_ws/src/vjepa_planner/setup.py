@@ -15,7 +15,9 @@ setup(
     zip_safe=True,
     maintainer="vjepa2_ros maintainers",
     maintainer_email="maintainers@vjepa2-ros.org",
-    description="Planner node: CEM with the V-JEPA 2-AC world model toward a goal image, with safety limits and robot adapters.",
+    description=(
+        "Planner node: CEM with the V-JEPA 2-AC world model toward a goal image, with safety limits and robot adapters."
+    ),
     license="MIT",
     entry_points={
         "console_scripts": [

@@ -1,0 +1,28 @@
+# vjepa2_ros: `make demo` and `make test` set everything up first (idempotent; seconds on a set-up tree).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+ENV := source scripts/env.sh &&
+PYTEST_ARGS ?=
+
+.PHONY: help setup demo test test-fast bench lint clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup:  ## venv + pinned deps (+ ROS 2 Kilted wheels when no ROS is sourced) + colcon build
+	@bash scripts/setup.sh
+
+demo: setup  ## a closed-loop reach episode in the simulator with the shipped model
+	@$(ENV) bash scripts/demo.sh
+
+test: setup  ## the whole test suite (lint, packages, nodes over Fast DDS, models, sim, training)
+	@$(ENV) python -m pytest -q $(PYTEST_ARGS)
+
+bench: setup  ## benchmarks: JSON in bench/results/, markdown tables on stdout
+	@$(ENV) bash bench/run_all.sh
+
+lint: setup  ## ruff
+	@$(ENV) ruff check .
+
+clean:  ## remove build outputs (keeps the venv)
+	rm -rf ros2_ws/build ros2_ws/install ros2_ws/log .venv/.stamp-build

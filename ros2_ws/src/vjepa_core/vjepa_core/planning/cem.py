@@ -1,0 +1,387 @@
+"""Cross-entropy-method (CEM) planner over 7-D end-effector actions, with the world model injected.
+
+The planner knows nothing about models, devices or ROS (design rule 3). It is given
+
+* ``unroll(context_tokens, context_states, actions) -> predicted``: ``context_tokens`` [T_ctx, N, D] (the
+  encoded observation history, shared by all samples), ``context_states`` [T_ctx, 7], ``actions``
+  [S, H, 7] candidate trajectories; returns the predicted tokens of the *final* imagined frame [S, N, D].
+  :class:`vjepa_core.inference.WorldModel.unroll` is the production implementation (batched, KV cache,
+  poses on the model's device).
+* ``objective(predicted [S, N, D], goal [N, D]) -> energy [S]``, default the paper's L1 energy between
+  layer-normed tokens (:func:`vjepa_core.planning.energy.l1_energy`).
+
+Algorithm (paper §3.2 / Fig. 7; reference ``notebooks/utils/mpc_utils.py:cem``): a diagonal Gaussian per
+action coordinate and horizon step; each iteration samples ``samples`` trajectories, clips them to the
+action bounds, scores them with one batched ``unroll`` (split into ``chunk_size`` pieces to bound memory),
+keeps the ``topk`` lowest energies and moves mean/std to the elite statistics (optionally with momentum,
+separately for the gripper as in the reference). The plan is the final mean (rotation fixed to zero unless
+sampled, small gripper values rounded to 0). Only the first action is meant to be executed before
+re-planning (receding horizon); ``warm_start`` seeds the next call with the shifted previous mean.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from .energy import Objective, get_objective
+
+__all__ = ["CEMConfig", "CEMPlanner", "PlanResult", "Unroll", "PRESETS"]
+
+#: ``unroll(context_tokens[T,N,D], context_states[T,7], actions[S,H,7]) -> final tokens [S,N,D]``.
+Unroll = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+ACTION_DIM = 7
+_POS = slice(0, 3)
+_ROT = slice(3, 6)
+_GRIP = 6
+
+
+@dataclass
+class CEMConfig:
+    """CEM settings. Defaults are the paper's (800 samples, 10 iterations, top-10, horizon 1, per-axis
+    position limit 0.075 m, gripper searched); see :data:`PRESETS` for the reference code's variants.
+
+    Attributes:
+        samples: candidate trajectories per iteration.
+        iterations: CEM refinement iterations.
+        topk: elites used to refit the Gaussian.
+        horizon: planned actions (imagined frames) per candidate.
+        maxnorm: position limit in metres (per axis for ``position_constraint="box"``, radius of the L1
+            ball for ``"l1"``).
+        position_constraint: ``"box"`` (reference code: clip each of dx, dy, dz) or ``"l1"`` (paper text:
+            samples outside the L1 ball of radius ``maxnorm`` are scaled back onto it).
+        init_std_position: initial std of dx, dy, dz (``None``: ``maxnorm``, as the reference code).
+        rotation: ``"zero"`` (reference: rotation deltas fixed at 0) or ``"sample"``.
+        max_rotation: per-axis rotation limit (radians) and initial std when ``rotation="sample"``.
+        sample_gripper: search the gripper dimension (otherwise it is fixed at 0).
+        gripper_limit: gripper samples are clipped to +-``gripper_limit`` (reference 0.75).
+        init_std_gripper: initial std of the gripper dimension (reference 1.0).
+        gripper_round: final gripper values with ``|g| <`` this are set to 0 (reference 0.25; 0 disables).
+        close_gripper: from this horizon step on the gripper action is forced to 1.0 (reference option).
+        momentum_mean, momentum_std: ``new = (1 - m) * elite_stat + m * old`` for position/rotation.
+        momentum_mean_gripper, momentum_std_gripper: the same for the gripper.
+        min_std: lower bound on every searched std (0 = reference behaviour).
+        energy: ``"l1"`` (paper) or ``"l2"``; used when no objective is injected.
+        normalize: layer-normalise predicted and goal tokens inside the energy.
+        chunk_size: at most this many samples per ``unroll`` call (``None``: all at once).
+        warm_start: start each plan from the previous plan shifted by one step (``reset()`` forgets it).
+        seed: seed of the planner's own ``torch.Generator`` (``None``: nondeterministic).
+    """
+
+    samples: int = 800
+    iterations: int = 10
+    topk: int = 10
+    horizon: int = 1
+    maxnorm: float = 0.075
+    position_constraint: str = "box"
+    init_std_position: float | None = None
+    rotation: str = "zero"
+    max_rotation: float = 0.1
+    sample_gripper: bool = True
+    gripper_limit: float = 0.75
+    init_std_gripper: float = 1.0
+    gripper_round: float = 0.25
+    close_gripper: int | None = None
+    momentum_mean: float = 0.0
+    momentum_std: float = 0.0
+    momentum_mean_gripper: float = 0.0
+    momentum_std_gripper: float = 0.0
+    min_std: float = 0.0
+    energy: str = "l1"
+    normalize: bool = True
+    chunk_size: int | None = None
+    warm_start: bool = False
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` with the offending field for inconsistent settings."""
+        for name in ("samples", "iterations", "topk", "horizon"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"CEMConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.topk > self.samples:
+            raise ValueError(f"CEMConfig.topk ({self.topk}) must not exceed samples ({self.samples})")
+        if self.topk < 2:
+            raise ValueError("CEMConfig.topk must be >= 2 (the elite std needs two samples)")
+        if not (self.maxnorm > 0 and math.isfinite(self.maxnorm)):
+            raise ValueError(f"CEMConfig.maxnorm must be a positive finite number, got {self.maxnorm}")
+        if self.position_constraint not in ("box", "l1"):
+            raise ValueError(
+                f"CEMConfig.position_constraint must be 'box' or 'l1', got {self.position_constraint!r}"
+            )
+        if self.rotation not in ("zero", "sample"):
+            raise ValueError(f"CEMConfig.rotation must be 'zero' or 'sample', got {self.rotation!r}")
+        if self.max_rotation <= 0 or self.gripper_limit <= 0:
+            raise ValueError("CEMConfig.max_rotation and gripper_limit must be > 0")
+        for name in ("momentum_mean", "momentum_std", "momentum_mean_gripper", "momentum_std_gripper"):
+            v = getattr(self, name)
+            if not 0.0 <= v < 1.0:
+                raise ValueError(f"CEMConfig.{name} must be in [0, 1), got {v}")
+        if self.energy not in ("l1", "l2"):
+            raise ValueError(f"CEMConfig.energy must be 'l1' or 'l2', got {self.energy!r}")
+        if self.chunk_size is not None and self.chunk_size < 1:
+            raise ValueError(f"CEMConfig.chunk_size must be >= 1 or None, got {self.chunk_size}")
+        if self.close_gripper is not None and self.close_gripper < 0:
+            raise ValueError("CEMConfig.close_gripper must be >= 0 or None")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> CEMConfig:
+        """Build from a dict, rejecting unknown keys (so typos in YAML files fail loudly)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown CEMConfig keys {unknown}; valid keys: {sorted(names)}")
+        return cls(**d)
+
+    @classmethod
+    def preset(cls, name: str, **overrides: object) -> CEMConfig:
+        """A named preset (see :data:`PRESETS`) with optional field overrides."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown CEM preset {name!r}; choose one of {sorted(PRESETS)}")
+        return cls.from_dict({**PRESETS[name], **overrides})
+
+    def to_dict(self) -> dict:
+        """Plain dict of every field (for saving the resolved config beside results)."""
+        return dataclasses.asdict(self)
+
+
+#: Named settings. ``paper``: Table 3 (800 x 10, top-10, H=1, 0.075 m). ``reference_cem``: the defaults of
+#: the released ``cem()``. ``reference_world_model``: the released ``WorldModel`` ``mpc_args``.
+#: ``notebook``: the CPU energy-landscape notebook. ``bench_h2``: the CPU benchmark target of issue 4.
+PRESETS: dict[str, dict] = {
+    "paper": {},
+    "reference_cem": dict(
+        samples=100, iterations=100, topk=10, horizon=1, maxnorm=0.05, momentum_mean=0.25,
+        momentum_std=0.95, momentum_mean_gripper=0.15, momentum_std_gripper=0.15,
+    ),
+    "reference_world_model": dict(
+        samples=400, iterations=10, topk=10, horizon=2, maxnorm=0.05, momentum_mean=0.15,
+        momentum_std=0.15, momentum_mean_gripper=0.15, momentum_std_gripper=0.15,
+    ),
+    "notebook": dict(
+        samples=25, iterations=2, topk=10, horizon=2, maxnorm=0.075, momentum_mean=0.15,
+        momentum_std=0.75, momentum_mean_gripper=0.15, momentum_std_gripper=0.15,
+    ),
+    "bench_h2": dict(samples=800, iterations=10, topk=10, horizon=2, maxnorm=0.075),
+}
+
+
+@dataclass
+class PlanResult:
+    """Outcome of one CEM call (tensors on the planner's device).
+
+    Attributes:
+        actions: [H, 7] the plan (final mean, post-processed); execute ``actions[0]``.
+        mean, std: [H, 7] the final Gaussian (``mean`` before gripper rounding, used for warm start).
+        best_actions: [H, 7] the lowest-energy sample seen; ``best_energy`` its energy.
+        elite_energy: per iteration, the mean energy of the elites.
+        samples_evaluated: total trajectories scored.
+        timings_ms: ``total``, ``unroll`` (world model + objective) and ``sampling`` (the rest).
+    """
+
+    actions: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
+    best_actions: torch.Tensor
+    best_energy: float
+    elite_energy: list[float] = field(default_factory=list)
+    samples_evaluated: int = 0
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class CEMPlanner:
+    """CEM over action trajectories; see the module docstring. Reusable across control steps."""
+
+    def __init__(
+        self,
+        config: CEMConfig | None = None,
+        unroll: Unroll | None = None,
+        objective: Objective | None = None,
+    ) -> None:
+        self.config = config if config is not None else CEMConfig()
+        self.config.validate()
+        if unroll is None or not callable(unroll):
+            raise ValueError("CEMPlanner needs an unroll(context_tokens, context_states, actions) callable")
+        self.unroll = unroll
+        self.objective = objective if objective is not None else get_objective(
+            self.config.energy, self.config.normalize
+        )
+        self._generator: torch.Generator | None = None
+        self._last_mean: torch.Tensor | None = None
+
+    # ----------------------------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget the previous plan (warm start) and re-seed the generator (same seed -> same plans)."""
+        self._last_mean = None
+        self._generator = None
+
+    def _gen(self, device: torch.device) -> torch.Generator | None:
+        if self.config.seed is None:
+            return None
+        if self._generator is None or self._generator.device != device:
+            self._generator = torch.Generator(device=device)
+            self._generator.manual_seed(int(self.config.seed))
+        return self._generator
+
+    def _bounds(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-dimension [7] lower/upper bounds of a sampled action (fixed dims have 0 width)."""
+        c = self.config
+        hi = torch.zeros(ACTION_DIM, device=device)
+        hi[_POS] = c.maxnorm
+        if c.rotation == "sample":
+            hi[_ROT] = c.max_rotation
+        if c.sample_gripper:
+            hi[_GRIP] = c.gripper_limit
+        return -hi, hi
+
+    def _initial(
+        self, device: torch.device, init_mean: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        c = self.config
+        H = c.horizon
+        std = torch.zeros(H, ACTION_DIM, device=device)
+        std[:, _POS] = c.maxnorm if c.init_std_position is None else c.init_std_position
+        if c.rotation == "sample":
+            std[:, _ROT] = c.max_rotation
+        if c.sample_gripper:
+            std[:, _GRIP] = c.init_std_gripper
+        mean = torch.zeros(H, ACTION_DIM, device=device)
+        if init_mean is None and c.warm_start and self._last_mean is not None:
+            prev = self._last_mean.to(device)
+            mean[: H - 1] = prev[1:H]  # shift: the first action was executed; last step starts at 0
+        elif init_mean is not None:
+            init_mean = torch.as_tensor(init_mean, dtype=torch.float32, device=device)
+            if init_mean.shape != (H, ACTION_DIM):
+                raise ValueError(f"init_mean must be [{H}, {ACTION_DIM}], got {tuple(init_mean.shape)}")
+            mean = init_mean.clone()
+        lo, hi = self._bounds(device)
+        mean = torch.maximum(torch.minimum(mean, hi), lo)
+        return mean, std
+
+    def constrain(self, actions: torch.Tensor) -> torch.Tensor:
+        """Project sampled actions [S, H, 7] onto the feasible set (in place safe: returns a new tensor)."""
+        c = self.config
+        lo, hi = self._bounds(actions.device)
+        out = torch.maximum(torch.minimum(actions, hi), lo)
+        if c.position_constraint == "l1":
+            pos = actions[..., _POS]
+            l1 = pos.abs().sum(dim=-1, keepdim=True)
+            scale = torch.clamp(c.maxnorm / l1.clamp_min(1e-12), max=1.0)
+            out = out.clone()
+            out[..., _POS] = pos * scale
+        if c.close_gripper is not None and c.close_gripper < c.horizon:
+            out = out.clone()
+            out[:, c.close_gripper :, _GRIP] = 1.0
+        return out
+
+    def _score(
+        self, ctx_tokens: torch.Tensor, ctx_states: torch.Tensor, goal: torch.Tensor, actions: torch.Tensor
+    ) -> torch.Tensor:
+        S = actions.shape[0]
+        step = self.config.chunk_size or S
+        energies = []
+        for i in range(0, S, step):
+            pred = self.unroll(ctx_tokens, ctx_states, actions[i : i + step])
+            e = self.objective(pred, goal)
+            if e.shape != (min(step, S - i),):
+                raise ValueError(f"objective must return one energy per sample, got shape {tuple(e.shape)}")
+            energies.append(e.float())
+        return torch.cat(energies)
+
+    # ----------------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def plan(
+        self,
+        context_tokens: torch.Tensor,
+        context_states: torch.Tensor,
+        goal_tokens: torch.Tensor,
+        init_mean: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> PlanResult:
+        """Plan ``horizon`` actions from the context toward the goal.
+
+        Args:
+            context_tokens: [T_ctx, N, D] (or [N, D] for one frame) encoded observations.
+            context_states: [T_ctx, 7] (or [7]) end-effector states matching the frames.
+            goal_tokens: [N, D] goal representation.
+            init_mean: optional [H, 7] initial mean (overrides the warm start).
+            generator: optional torch.Generator on the tokens' device (overrides ``config.seed``).
+        Returns:
+            A :class:`PlanResult`; ``result.actions[0]`` is the action to execute.
+        """
+        c = self.config
+        t0 = time.perf_counter()
+        if context_tokens.dim() == 2:
+            context_tokens = context_tokens.unsqueeze(0)
+        if context_states.dim() == 1:
+            context_states = context_states.unsqueeze(0)
+        if context_tokens.dim() != 3:
+            raise ValueError(f"context_tokens must be [T, N, D] or [N, D], got {tuple(context_tokens.shape)}")
+        if context_states.shape != (context_tokens.shape[0], ACTION_DIM):
+            raise ValueError(
+                f"context_states must be [{context_tokens.shape[0]}, 7] to match the context frames, "
+                f"got {tuple(context_states.shape)}"
+            )
+        if goal_tokens.shape[-2:] != context_tokens.shape[-2:]:
+            raise ValueError(
+                f"goal tokens {tuple(goal_tokens.shape)} do not match context tokens "
+                f"{tuple(context_tokens.shape)}"
+            )
+        for name, t in (("context_tokens", context_tokens), ("context_states", context_states),
+                        ("goal_tokens", goal_tokens)):
+            if not torch.isfinite(t).all():
+                raise ValueError(f"{name} contains NaN or Inf")
+        device = context_tokens.device
+        gen = generator if generator is not None else self._gen(device)
+        mean, std = self._initial(device, init_mean)
+        searched = std > 0  # [H, 7]: dims that are sampled at all
+        grip_cols = torch.zeros(ACTION_DIM, dtype=torch.bool, device=device)
+        grip_cols[_GRIP] = True
+        m_mean = torch.where(grip_cols, c.momentum_mean_gripper, c.momentum_mean).to(device)
+        m_std = torch.where(grip_cols, c.momentum_std_gripper, c.momentum_std).to(device)
+
+        best_e = math.inf
+        best_a = mean.clone()
+        elite_hist: list[float] = []
+        t_unroll = 0.0
+        for _ in range(c.iterations):
+            noise = torch.randn(c.samples, c.horizon, ACTION_DIM, generator=gen, device=device)
+            actions = self.constrain(mean + std * noise)
+            tu = time.perf_counter()
+            energy = self._score(context_tokens, context_states, goal_tokens, actions)
+            t_unroll += time.perf_counter() - tu
+            vals, idx = torch.topk(energy, c.topk, largest=False)
+            elites = actions[idx]  # [K, H, 7]
+            if float(vals[0]) < best_e:
+                best_e = float(vals[0])
+                best_a = elites[0].clone()
+            elite_hist.append(float(vals.mean()))
+            new_mean = elites.mean(dim=0)
+            new_std = elites.std(dim=0)
+            mean = torch.where(searched, (1 - m_mean) * new_mean + m_mean * mean, mean)
+            std = torch.where(searched, ((1 - m_std) * new_std + m_std * std).clamp_min(c.min_std), std)
+
+        self._last_mean = mean.clone()
+        plan = self.constrain(mean.unsqueeze(0))[0]
+        if c.gripper_round > 0:
+            g = plan[:, _GRIP]
+            plan[:, _GRIP] = torch.where(g.abs() < c.gripper_round, torch.zeros_like(g), g)
+        total = (time.perf_counter() - t0) * 1e3
+        return PlanResult(
+            actions=plan,
+            mean=mean,
+            std=std,
+            best_actions=best_a,
+            best_energy=best_e,
+            elite_energy=elite_hist,
+            samples_evaluated=c.samples * c.iterations,
+            timings_ms={"total": total, "unroll": t_unroll * 1e3, "sampling": total - t_unroll * 1e3},
+        )
