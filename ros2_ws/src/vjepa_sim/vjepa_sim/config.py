@@ -80,7 +80,8 @@ class SimConfig:
     ik_rot_tolerance: float = 0.1  # ... or by more than this rotation [rad]
     gripper_speed: float = 0.1  # default finger opening speed [m/s] (franka_gripper default_speed 0.1)
     gripper_force: float = 20.0  # default grasp force [N]
-    shadows: bool = True  # TinyRenderer shadows (a depth cue for the gripper height)
+    shadows: bool = False  # TinyRenderer shadows: a depth cue for the gripper height, but 2x render time
+    arm_meshes: str = "collision"  # "collision" (low-poly, ~5x faster to render) or "visual" (stock meshes)
     cameras: tuple = (CameraConfig(),)
 
     def validate(self) -> None:
@@ -101,6 +102,8 @@ class SimConfig:
             lo, hi = getattr(self, lo_key), getattr(self, hi_key)
             if len(lo) != n or len(hi) != n or any(not a <= b for a, b in zip(lo, hi)):
                 raise ValueError(f"{lo_key}/{hi_key} must be {n} numbers with min <= max, got {lo}, {hi}")
+        if self.arm_meshes not in ("collision", "visual"):
+            raise ValueError(f"arm_meshes must be 'collision' or 'visual', got {self.arm_meshes!r}")
         if self.workspace_policy not in ("clamp", "reject"):
             raise ValueError(f"workspace_policy must be 'clamp' or 'reject', got {self.workspace_policy!r}")
         for key in ("max_linear_velocity", "max_angular_velocity", "tracking_gain", "ik_tolerance",

@@ -1,0 +1,189 @@
+"""Checkpoint loading/saving: strict errors naming keys, safe unpickling, round trip, inspection, model ids."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from vjepa_core.checkpoint import CheckpointError, load_official, model_id, read_checkpoint, save
+from vjepa_core.config import ACPredictorConfig, EncoderConfig, PretrainPredictorConfig
+from vjepa_core.inspect_ckpt import format_report, inspect_checkpoint
+from vjepa_core.models import build_ac_predictor, build_encoder, build_pretrain_predictor
+
+SENTINEL_NAME = "pwned.txt"
+
+
+def _write_sentinel(path):
+    with open(path, "w") as f:
+        f.write("executed")
+
+
+class Evil:
+    """Unpickling this would call _write_sentinel: the loader must never do it."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (_write_sentinel, (self.path,))
+
+
+@pytest.fixture(scope="module")
+def tiny(fixtures_dir):
+    d = fixtures_dir / "parity_tiny_a"
+    cfg = json.loads((d / "config.json").read_text())
+    raw = torch.load(d / "checkpoint.pt", weights_only=True)
+    return EncoderConfig(**cfg["encoder"]), ACPredictorConfig(**cfg["predictor"]), raw, dict(np.load(d / "io.npz"))
+
+
+def _write(tmp_path, raw, section, mutate):
+    ck = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    mutate(ck[section])
+    p = tmp_path / "ck.pt"
+    torch.save(ck, p)
+    return p
+
+
+def test_missing_key_named(tmp_path, tiny):
+    ecfg, _, raw, _ = tiny
+    p = _write(tmp_path, raw, "encoder", lambda sd: sd.pop("module.backbone.blocks.1.mlp.fc2.bias"))
+    with pytest.raises(CheckpointError, match=r"missing keys: blocks\.1\.mlp\.fc2\.bias"):
+        load_official(p, ecfg)
+
+
+def test_unexpected_key_named(tmp_path, tiny):
+    ecfg, pcfg, raw, _ = tiny
+    p = _write(tmp_path, raw, "predictor", lambda sd: sd.__setitem__("module.backbone.foo.weight", torch.zeros(3)))
+    with pytest.raises(CheckpointError, match=r"unexpected keys: foo\.weight"):
+        load_official(p, ecfg, pcfg)
+
+
+def test_misshaped_key_named(tmp_path, tiny):
+    ecfg, _, raw, _ = tiny
+    p = _write(tmp_path, raw, "encoder", lambda sd: sd.__setitem__("module.backbone.norm.weight", torch.ones(95)))
+    with pytest.raises(CheckpointError, match=r"mis-shaped keys: norm\.weight: checkpoint \[95\] vs model \[96\]"):
+        load_official(p, ecfg)
+
+
+def test_wrong_config_is_refused(fixtures_dir, tiny):
+    ecfg, _, _, _ = tiny
+    wrong = EncoderConfig(**{**ecfg.to_dict(), "depth": 3})
+    with pytest.raises(CheckpointError, match=r"missing keys: blocks\.2\."):
+        load_official(fixtures_dir / "parity_tiny_a" / "checkpoint.pt", wrong)
+
+
+def test_absent_section(fixtures_dir, tiny):
+    ecfg, _, _, _ = tiny
+    with pytest.raises(CheckpointError, match="no 'target_encoder' entry"):
+        load_official(fixtures_dir / "parity_tiny_a" / "checkpoint.pt", ecfg, encoder_key="target_encoder")
+
+
+def test_arbitrary_pickle_refused_without_executing(tmp_path, tiny):
+    ecfg, _, _, _ = tiny
+    sentinel = tmp_path / SENTINEL_NAME
+    for i, save_fn in enumerate((torch.save, lambda o, p: pickle.dump(o, open(p, "wb")))):
+        p = tmp_path / f"evil{i}.pt"
+        save_fn({"encoder": Evil(str(sentinel))}, p)
+        with pytest.raises(CheckpointError, match="refused|not a readable"):
+            load_official(p, ecfg)
+        assert not sentinel.exists(), "the pickled object's code was executed"
+    # Sanity: the payload really would run if unpickled unsafely.
+    pickle.loads(pickle.dumps(Evil(str(sentinel))))
+    assert sentinel.exists()
+
+
+def test_text_file_and_missing_file(tmp_path, tiny):
+    ecfg, _, _, _ = tiny
+    p = tmp_path / "notes.pt"
+    p.write_text("<html>404 Not Found</html>\n")
+    with pytest.raises(CheckpointError, match="not a readable torch checkpoint"):
+        load_official(p, ecfg)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_official(tmp_path / "nope.pt", ecfg)
+    t = tmp_path / "list.pt"
+    torch.save([torch.zeros(1)], t)
+    with pytest.raises(CheckpointError, match="expected a dict"):
+        read_checkpoint(t)
+
+
+def test_round_trip_identical_outputs(tmp_path, tiny):
+    ecfg, pcfg, _, io = tiny
+    torch.manual_seed(0)
+    enc, pred = build_encoder(ecfg), build_ac_predictor(pcfg)
+    p = save(tmp_path / "ours.pt", enc, pred, epoch=3)
+    raw = torch.load(p, weights_only=True)
+    assert {"encoder", "target_encoder", "predictor", "epoch"} <= set(raw)
+    assert all(k.startswith("module.backbone.") for s in ("encoder", "target_encoder", "predictor") for k in raw[s])
+    enc2, pred2 = load_official(p, ecfg, pcfg)
+    enc3, _ = load_official(p, ecfg, encoder_key="target_encoder")
+    video = torch.from_numpy(io["video"])
+    args = [torch.from_numpy(io[k]) for k in ("predictor_tokens", "predictor_actions", "predictor_states")]
+    with torch.no_grad():
+        assert torch.equal(enc(video), enc2(video))
+        assert torch.equal(enc(video), enc3(video))
+        assert torch.equal(pred(*args), pred2(*args))
+        assert not torch.equal(enc(video), build_encoder(ecfg)(video))  # a fresh init really differs
+
+
+def test_pretrain_predictor_round_trip(tmp_path, tiny):
+    ecfg, _, _, _ = tiny
+    pcfg = PretrainPredictorConfig(img_size=64, num_frames=4, embed_dim=96, predictor_embed_dim=48, depth=2,
+                                   num_heads=4, num_mask_tokens=2)
+    torch.manual_seed(0)
+    pred = build_pretrain_predictor(pcfg)
+    with torch.no_grad():
+        for t in pred.mask_tokens:
+            t.normal_()
+    p = save(tmp_path / "pre.pt", build_encoder(ecfg), pred)
+    _, pred2 = load_official(p, ecfg, pcfg)
+    ids = torch.arange(32)
+    mx, my = ids[None, ::2].repeat(2, 1), ids[None, 1::2].repeat(2, 1)
+    ctx = torch.randn(2, 16, 96)
+    with torch.no_grad():
+        out = pred(ctx, mx, my, mask_index=1)
+        assert out.shape == (2, 16, 96)
+        assert torch.equal(out, pred2(ctx, mx, my, mask_index=1))
+
+
+def test_inspect_report(fixtures_dir, tiny):
+    ecfg, pcfg, _, _ = tiny
+    path = fixtures_dir / "parity_tiny_a" / "checkpoint.pt"
+    rep = inspect_checkpoint(path, ecfg, pcfg)
+    assert rep.ok and rep.top_level_keys == ["encoder", "epoch", "predictor"]
+    assert rep.sections["encoder"].num_params == sum(p.numel() for p in build_encoder(ecfg).parameters())
+    assert rep.sections["encoder"].prefixes == ["module.backbone."]
+    bad = inspect_checkpoint(path, "vit_large", None)
+    assert not bad.ok
+    assert ("norm.weight", [96], [1024]) in bad.sections["encoder"].mismatched
+    assert "blocks.23.norm1.weight" in bad.sections["encoder"].missing
+    text = format_report(bad)
+    assert "MISMATCH" in text and "norm.weight: checkpoint [96] vs config [1024]" in text
+
+
+def test_inspect_detects_released_arch(tmp_path):
+    """A file with ViT-L key shapes is recognised (tensors stored empty-strided via a tiny fake)."""
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in build_encoder(EncoderConfig.preset("vit_large")).state_dict().items()}
+    # Zero-stride expanded tensors keep the file tiny while keeping shapes.
+    sd = {"module.backbone." + k: torch.zeros(1).expand(s) for k, s in shapes.items()}
+    p = tmp_path / "vitl_like.pt"
+    torch.save({"encoder": sd, "epoch": 1}, p)
+    rep = inspect_checkpoint(p, "vit_large")
+    assert rep.sections["encoder"].detected_arch == "vit_large"
+    assert rep.sections["encoder"].num_params == 303_885_312
+    assert rep.ok
+
+
+def test_model_id(fixtures_dir, tiny, tmp_path):
+    ecfg, _, _, _ = tiny
+    mid = model_id(EncoderConfig.preset("vit_giant"), fixtures_dir / "parity_tiny_a" / "checkpoint.pt")
+    arch, digest = mid.split("@")
+    assert arch == "vit_giant" and len(digest) == 12 and int(digest, 16) >= 0
+    assert model_id(ecfg, fixtures_dir / "parity_tiny_a" / "checkpoint.pt").startswith("vit_custom_d96")
+    f = tmp_path / "x.bin"
+    f.write_bytes(b"abc")
+    assert model_id("a", f) == "a@ba7816bf8f01"  # sha256("abc")

@@ -1,0 +1,227 @@
+"""Static-shape, export-friendly re-wirings of the V-JEPA 2 encoder and AC predictor, plus the exact
+frame-level key/value cache used for multi-step rollouts.
+
+They reuse the original modules' parameters (no copies) and compute exactly the same function; what changes:
+
+* **RoPE tables are precomputed** once per graph (buffers ``rope_cos``/``rope_sin`` of shape [N, head_dim])
+  instead of recomputing angles, sin and cos in every layer. The three T/H/W segments and the unrotated
+  tail are merged into one full-width table (tail: cos = 1, sin = 0), so RoPE is one fused
+  ``x * cos + pairswap(x) * sin`` on q and k. The tables keep the reference's ``repeat`` layout quirk.
+* **Fixed frame count per graph**: the block-causal mask is a constant buffer for exactly ``T`` frames.
+* **KV cache** (:class:`ACStepper`): because attention is block-causal over frames, the keys/values of
+  frames already processed never change when a new frame is appended. A rollout step therefore only runs
+  the new frame's ``cond + h*w`` tokens against the cached keys/values (no mask needed: the newest frame
+  may see everything), instead of re-running every earlier frame as the reference does.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..models.ac_predictor import build_block_causal_mask, frame_token_positions
+from ..models.modules import grid_positions, rope_segment_dim
+
+__all__ = [
+    "ACStepper",
+    "FastACPredictor",
+    "FramesEncoder",
+    "KVCache",
+    "apply_rope_tables",
+    "block_forward",
+    "rope_tables",
+]
+
+#: Per layer ``(k, v)``, each ``[B, heads, P, head_dim]`` for the ``P`` tokens processed so far.
+KVCache = list
+
+
+def rope_tables(pos: torch.Tensor, head_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Full-width cos/sin tables ``[N, head_dim]`` (float32) for positions ``pos[N, 3]``.
+
+    Same angles as :func:`vjepa_core.models.modules.rotate` per segment: ``omega_i = 10000^(-i/(s/2))``,
+    tables laid out ``[f_0..f_{s/2-1}, f_0..f_{s/2-1}]``; unrotated tail dims get cos 1 / sin 0.
+    """
+    s = rope_segment_dim(head_dim)
+    n = pos.shape[0]
+    omega = torch.arange(s // 2, dtype=torch.float32, device=pos.device) / (s / 2.0)
+    omega = 1.0 / (10000.0**omega)  # [s/2]
+    cos_parts, sin_parts = [], []
+    for i in range(3):
+        freq = pos[:, i].to(torch.float32).unsqueeze(-1) * omega  # [N, s/2]
+        cos_parts += [freq.cos(), freq.cos()]
+        sin_parts += [freq.sin(), freq.sin()]
+    tail = head_dim - 3 * s
+    if tail:
+        cos_parts.append(torch.ones(n, tail, device=pos.device))
+        sin_parts.append(torch.zeros(n, tail, device=pos.device))
+    return torch.cat(cos_parts, dim=-1), torch.cat(sin_parts, dim=-1)
+
+
+def apply_rope_tables(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """``x[..., N, hd] * cos + pairswap(x) * sin`` where pairswap maps pairs (a, b) -> (-b, a)."""
+    y = x.unflatten(-1, (-1, 2))
+    y1, y2 = y.unbind(dim=-1)
+    y = torch.stack((-y2, y1), dim=-1).flatten(-2)
+    return x * cos.to(x.dtype) + y * sin.to(x.dtype)
+
+
+def block_forward(
+    blk: nn.Module,
+    x: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    past: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """One pre-norm transformer block of the project's models with precomputed RoPE and optional past K/V.
+
+    Args:
+        blk: a ``vjepa_core.models.modules.Block`` (norm1, attn.qkv, attn.proj, norm2, mlp).
+        x: ``[B, n, C]`` the new tokens.
+        cos, sin: ``[n, head_dim]`` RoPE tables of the new tokens.
+        mask: optional boolean ``[n, P + n]`` (True = may attend).
+        past: optional ``(k, v)`` ``[B, heads, P, hd]`` of earlier tokens (already rotated).
+    Returns:
+        ``(x_out [B, n, C], (k_all, v_all))`` with the new tokens' keys/values appended.
+    """
+    attn = blk.attn
+    b, n, _ = x.shape
+    qkv = attn.qkv(blk.norm1(x)).unflatten(-1, (3, attn.num_heads, -1)).permute(2, 0, 3, 1, 4)  # [3,B,h,n,hd]
+    q = apply_rope_tables(qkv[0], cos, sin)
+    k = apply_rope_tables(qkv[1], cos, sin)
+    v = qkv[2]
+    if past is not None:
+        k = torch.cat([past[0], k], dim=2)
+        v = torch.cat([past[1], v], dim=2)
+    o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # [B, h, n, hd]
+    x = x + attn.proj(o.transpose(1, 2).flatten(2))
+    x = x + blk.mlp(blk.norm2(x))
+    return x, (k, v)
+
+
+class FramesEncoder(nn.Module):
+    """``frames[B, F, 3, H, W] -> tokens[B, F, N, D]``: each frame encoded independently as one tubelet
+    (the image repeated ``tubelet_size`` times), as V-JEPA 2-AC encodes observations and goals.
+
+    ``F`` (frames per graph), ``H`` and ``W`` are fixed at construction; the batch is free.
+    """
+
+    def __init__(self, encoder: nn.Module, frames: int, img_hw: tuple[int, int]) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.frames = int(frames)
+        self.img_hw = (int(img_hw[0]), int(img_hw[1]))
+        p = encoder.patch_size
+        gh, gw = self.img_hw[0] // p, self.img_hw[1] // p
+        pos = grid_positions(torch.arange(gh * gw), gh, gw)  # one tubelet: frame index 0
+        head_dim = encoder.embed_dim // encoder.blocks[0].attn.num_heads
+        cos, sin = rope_tables(pos, head_dim)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        """Encode ``[B, F, 3, H, W]`` (normalised pixels) -> ``[B, F, N, D]`` (final LayerNorm applied)."""
+        b = frames.shape[0]
+        x = frames.reshape(b * self.frames, 3, self.img_hw[0], self.img_hw[1])  # [B*F, 3, H, W]
+        x = x.unsqueeze(2).expand(-1, -1, self.encoder.tubelet_size, -1, -1)  # [B*F, 3, t, H, W]
+        x = self.encoder.patch_embed(x)  # [B*F, N, D]
+        for blk in self.encoder.blocks:
+            x, _ = block_forward(blk, x, self.rope_cos, self.rope_sin)
+        x = self.encoder.norm(x)
+        return x.reshape(b, self.frames, x.shape[1], x.shape[2])
+
+
+class FastACPredictor(nn.Module):
+    """The AC predictor for exactly ``T`` frames with a constant mask and precomputed RoPE tables.
+
+    ``forward(tokens[B, T*hw, D], actions[B, T, 7], states[B, T, 7]) -> [B, T*hw, D]``, equal to
+    ``ACPredictor.forward``. Used for ONNX/TensorRT export (one graph per ``T``) and by the torch backend.
+    """
+
+    def __init__(self, predictor: nn.Module, frames: int) -> None:
+        super().__init__()
+        if predictor.use_extrinsics:
+            raise ValueError("export of predictors with use_extrinsics=True is not supported")
+        self.predictor = predictor
+        self.frames = int(frames)
+        if not 1 <= self.frames <= predictor.cfg.max_frames:
+            raise ValueError(f"frames={frames}: this predictor takes 1..{predictor.cfg.max_frames} frames")
+        hw = predictor.grid_h * predictor.grid_w
+        k = predictor.cond_tokens
+        pos = frame_token_positions(self.frames, predictor.grid_h, predictor.grid_w, k)
+        head_dim = predictor.cfg.predictor_embed_dim // predictor.cfg.num_heads
+        cos, sin = rope_tables(pos, head_dim)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+        mask = build_block_causal_mask(self.frames, hw, k) if predictor.is_frame_causal else None
+        if mask is not None and self.frames == 1:
+            mask = None  # one frame: every token sees every token
+        self.register_buffer("mask", mask, persistent=False)
+
+    def forward(self, tokens: torch.Tensor, actions: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+        """Block-causal prediction for every input frame."""
+        p = self.predictor
+        x = p.embed(tokens, actions, states)  # [B, T*(K+hw), pd]
+        for blk in p.predictor_blocks:
+            x, _ = block_forward(blk, x, self.rope_cos, self.rope_sin, self.mask)
+        return p.head(x, self.frames)
+
+
+class ACStepper(nn.Module):
+    """Exact frame-by-frame AC prediction with a key/value cache.
+
+    ``step(tokens_t[B|1, hw, D], action_t[B, 7], state_t[B, 7], cache, frame) -> (pred[B, hw, D], cache)``
+    gives the same output as running the full predictor over frames ``0..frame`` and keeping the last frame
+    (block-causal attention makes the earlier frames' keys/values independent of later frames). A batch-1
+    ``tokens_t`` (e.g. the shared context frame) is embedded once and broadcast over the samples.
+    """
+
+    def __init__(self, predictor: nn.Module) -> None:
+        super().__init__()
+        if predictor.use_extrinsics:
+            raise ValueError("the KV-cached rollout does not support use_extrinsics=True")
+        if not predictor.is_frame_causal:
+            raise ValueError("a KV cache is only exact for a frame-causal predictor (is_frame_causal=True)")
+        self.predictor = predictor
+        self.head_dim = predictor.cfg.predictor_embed_dim // predictor.cfg.num_heads
+        self._tables: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def tables(self, frame: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cached RoPE tables ``[K+hw, hd]`` of one frame at temporal position ``frame``."""
+        key = (int(frame), str(device))
+        if key not in self._tables:
+            p = self.predictor
+            pos = frame_token_positions(1, p.grid_h, p.grid_w, p.cond_tokens, frame_offset=frame, device=device)
+            self._tables[key] = rope_tables(pos, self.head_dim)
+        return self._tables[key]
+
+    def step(
+        self,
+        tokens_t: torch.Tensor,
+        action_t: torch.Tensor,
+        state_t: torch.Tensor,
+        cache: KVCache | None,
+        frame: int,
+    ) -> tuple[torch.Tensor, KVCache]:
+        """Process frame ``frame`` given the cache of frames ``0..frame-1``; see the class docstring."""
+        p = self.predictor
+        b = action_t.shape[0]
+        if frame >= p.cfg.max_frames:
+            raise ValueError(f"frame index {frame}: this predictor takes at most {p.cfg.max_frames} frames")
+        z = p.predictor_embed(tokens_t)  # [B|1, hw, pd]
+        if z.shape[0] != b:
+            z = z.expand(b, -1, -1)
+        a = p.action_encoder(action_t).unsqueeze(1)  # [B, 1, pd]
+        s = p.state_encoder(state_t).unsqueeze(1)
+        x = torch.cat([a, s, z], dim=1)  # [B, K+hw, pd]
+        cos, sin = self.tables(frame, x.device)
+        new_cache: KVCache = []
+        for i, blk in enumerate(p.predictor_blocks):
+            past = None if cache is None else cache[i]
+            if past is not None and past[0].shape[0] != b:
+                past = (past[0].expand(b, -1, -1, -1), past[1].expand(b, -1, -1, -1))
+            x, kv = block_forward(blk, x, cos, sin, None, past)
+            new_cache.append(kv)
+        return p.head(x, 1), new_cache
