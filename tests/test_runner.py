@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from vjepa_core.runner import NodeSpec, RunnerError, load_run_file, resolve_executable
 
 TALKER = textwrap.dedent(

@@ -85,12 +85,19 @@ def read_checkpoint(path: PathLike, mmap: bool = False) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {p} does not exist or is not a file")
     if p.suffix == ".safetensors":
         raise CheckpointError(f"{p} is a safetensors file: use load_hf() for Hugging Face checkpoints")
+    is_zip = zipfile.is_zipfile(p)
+    with open(p, "rb") as f:
+        head = f.read(8)
+    if not is_zip and not head.startswith(b"\x80"):
+        raise CheckpointError(f"{p} is not a readable torch checkpoint: neither a torch zip archive nor a "
+                              f"pickle (it starts with {head!r}; a text/HTML file or a failed download?)")
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(p))
+        obj = torch.load(p, map_location="cpu", weights_only=True, mmap=mmap and is_zip)
     except pickle.UnpicklingError as e:
+        detail = [ln.strip() for ln in str(e).splitlines() if "Unsupported" in ln or "unpickler error" in ln.lower()]
         raise CheckpointError(
-            f"{p} was refused by the safe loader (weights_only=True): it is not a plain tensor checkpoint "
-            f"or holds arbitrary Python objects, which are never unpickled. Details: {str(e).splitlines()[0]}"
+            f"{p} was refused by the safe loader (weights_only=True): it holds Python objects other than "
+            f"tensors and plain containers, which are never unpickled. {detail[0] if detail else ''}".rstrip()
         ) from None
     except (RuntimeError, EOFError, ValueError, OSError, UnicodeDecodeError, zipfile.BadZipFile) as e:
         raise CheckpointError(f"{p} is not a readable torch checkpoint ({type(e).__name__}: "

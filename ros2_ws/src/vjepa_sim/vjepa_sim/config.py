@@ -29,10 +29,10 @@ class CameraConfig:
     """A fixed exterior camera looking at the table (DROID records two such "exterior" views)."""
 
     name: str = "ext1"
-    eye: Vec3 = (1.2, 0.35, 0.7)  # camera position in the base frame [m]: to the side, not straight ahead
-    target: Vec3 = (0.45, 0.0, 0.25)  # point the optical axis goes through [m]
+    eye: Vec3 = (1.3, 0.5, 0.8)  # camera position in the base frame [m]: front-left, not straight ahead
+    target: Vec3 = (0.42, 0.0, 0.22)  # point the optical axis goes through [m]
     up: Vec3 = (0.0, 0.0, 1.0)  # world direction that appears "up" in the image
-    fov_deg: float = 45.0  # vertical field of view [deg]
+    fov_deg: float = 50.0  # vertical field of view [deg]
     width: int = 256
     height: int = 256
     near: float = 0.05  # clipping planes [m]
@@ -141,8 +141,7 @@ def _ros_value(v: Any) -> Any:
 def default_ros_params(camera_names: list | None = None) -> dict:
     """Flat ROS parameter defaults for the scene (the node adds its own topic/rate keys).
 
-    Cameras other than the default ``ext1`` get the ``ext1`` settings mirrored to the other side of the
-    table (y -> -y) as their default, so a second exterior view needs only its name.
+    A second camera defaults to a view from the robot's right side, so adding it needs only its name.
     """
     base = SimConfig()
     out = {k: _ros_value(getattr(base, k)) for k in _SIM_KEYS}
@@ -156,10 +155,11 @@ def default_ros_params(camera_names: list | None = None) -> dict:
 
 
 def _default_camera(name: str, index: int) -> CameraConfig:
-    """Default settings of the ``index``-th camera: ext1's view, mirrored for every second camera."""
+    """Default settings of the ``index``-th camera: even ones see the table from the front-left (``ext1``),
+    odd ones from the robot's right side, so two cameras resolve depth along either optical axis."""
     cam = CameraConfig(name=name)
     if index % 2 == 1:
-        cam = replace(cam, eye=(cam.eye[0], -cam.eye[1], cam.eye[2]))
+        cam = replace(cam, eye=(0.5, -1.0, 0.7), target=(0.45, 0.0, 0.2))
     return cam
 
 

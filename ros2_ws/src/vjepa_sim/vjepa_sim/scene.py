@@ -53,6 +53,7 @@ ARM_MAX_FORCE = (87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 12.0)  # joint torque limit
 ARM_MAX_VELOCITY = (2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61)  # Panda joint speed limits [rad/s]
 FINGER_MOVE_FORCE = 20.0  # [N] per finger when moving (not grasping)
 LIGHT_DIRECTION = (0.4, -0.6, 1.0)
+IK_ROUNDS = 6  # re-seeded IK solves at most per query
 # Low-poly arm colours by link index (others white): flange dark, hand white, fingers dark.
 LINK_COLOURS = {7: (0.2, 0.2, 0.22), 9: (0.25, 0.25, 0.27), 10: (0.25, 0.25, 0.27)}
 
@@ -343,19 +344,31 @@ class FrankaSim:
         Deterministic: the result depends only on (pos, quat, seed_q), never on the episode's state.
         """
         c, r = self._ik_client, self._ik_robot
-        for j, qj in zip(ARM_JOINTS, seed_q):
-            p.resetJointState(r, j, float(qj), physicsClientId=c)
-        sol = p.calculateInverseKinematics(
-            r, EE_LINK, [float(x) for x in pos], [float(x) for x in quat],
-            lowerLimits=self._ll, upperLimits=self._ul, jointRanges=self._jr, restPoses=self._rest_full,
-            maxNumIterations=100, residualThreshold=1e-5, physicsClientId=c,
-        )
-        q = np.clip(np.array(sol[:7]), self._arm_lo, self._arm_hi)
-        for j, qj in zip(ARM_JOINTS, q):
-            p.resetJointState(r, j, float(qj), physicsClientId=c)
-        ls = p.getLinkState(r, EE_LINK, computeForwardKinematics=True, physicsClientId=c)
-        ep = float(np.linalg.norm(np.array(ls[4]) - pos))
-        er = quat_angle(np.array(ls[5]), quat)
+        pos_l, quat_l = [float(x) for x in pos], [float(x) for x in quat]
+        q = np.asarray(seed_q, dtype=np.float64)
+        ep = er = math.inf
+        # Round 0 uses the null-space pull toward the rest pose (picks the redundant elbow consistently);
+        # that solve trades mm of accuracy for it, so later rounds refine with plain damped least squares
+        # seeded from the previous answer (max error < 1 mm except at the edge of reach).
+        for k in range(IK_ROUNDS):
+            for j, qj in zip(ARM_JOINTS, q):
+                p.resetJointState(r, j, float(qj), physicsClientId=c)
+            null_space = (
+                dict(lowerLimits=self._ll, upperLimits=self._ul, jointRanges=self._jr, restPoses=self._rest_full)
+                if k == 0 else {}
+            )
+            sol = p.calculateInverseKinematics(
+                r, EE_LINK, pos_l, quat_l, maxNumIterations=100, residualThreshold=1e-6, physicsClientId=c,
+                **null_space,
+            )
+            q = np.clip(np.array(sol[:7]), self._arm_lo, self._arm_hi)
+            for j, qj in zip(ARM_JOINTS, q):
+                p.resetJointState(r, j, float(qj), physicsClientId=c)
+            ls = p.getLinkState(r, EE_LINK, computeForwardKinematics=True, physicsClientId=c)
+            ep = float(np.linalg.norm(np.array(ls[4]) - pos))
+            er = quat_angle(np.array(ls[5]), quat)
+            if ep < 2e-4 and er < 2e-3:
+                break
         return q, ep, er
 
     def _reachable_ik(self, pos: np.ndarray, quat: np.ndarray) -> tuple:
@@ -395,10 +408,11 @@ class FrankaSim:
             pos = clamped
         _, ep, er, ok = self._reachable_ik(pos, quat)
         if not ok:
+            clamp_note = f" ({message})" if status == "clamped" else ""
             return TargetResult(
                 "unreachable",
                 f"target {pos.round(3).tolist()} unreachable: IK misses it by {ep * 100:.1f} cm / {er:.2f} rad;"
-                " keeping the previous target",
+                f" keeping the previous target{clamp_note}",
             )
         self._target_pos, self._target_quat = pos, quat
         return TargetResult(status, message, pos.copy(), quat.copy())
@@ -474,6 +488,12 @@ class FrankaSim:
         """Measured end-effector pose in the base frame: (position[3], quaternion[4])."""
         ls = p.getLinkState(self._robot, EE_LINK, computeForwardKinematics=True, physicsClientId=self._client)
         return np.array(ls[4]), np.array(ls[5])
+
+    def ee_state(self) -> np.ndarray:
+        """7-D state as V-JEPA 2-AC/DROID use it: x, y, z, roll, pitch, yaw (extrinsic xyz), closedness."""
+        pos, quat = self.ee_pose()
+        euler = p.getEulerFromQuaternion(list(quat))
+        return np.array([*pos, *euler, self.gripper_closedness()])
 
     def target_pose(self) -> tuple:
         """The pose the tracker is heading to: (position[3], quaternion[4])."""

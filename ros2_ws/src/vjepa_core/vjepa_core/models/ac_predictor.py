@@ -107,7 +107,7 @@ class ACPredictor(nn.Module):
                 extrinsics: torch.Tensor | None = None) -> torch.Tensor:
         """Predict next-frame latents for every input frame (teacher forcing / one rollout step)."""
         T = actions.shape[1]  # noqa: N806
-        if not torch.jit.is_tracing() and not torch.compiler.is_compiling():
+        if not torch.jit.is_tracing():
             self._check_inputs(tokens, actions, states)
         x = self.embed(tokens, actions, states, extrinsics)
         pos = frame_token_positions(T, self.grid_h, self.grid_w, self.cond_tokens, device=x.device)

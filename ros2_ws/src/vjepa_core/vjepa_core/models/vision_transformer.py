@@ -65,13 +65,14 @@ class VisionTransformer(nn.Module):
             t = video_shape[2] // self.tubelet_size
         return (t, video_shape[-2] // self.patch_size, video_shape[-1] // self.patch_size)
 
-    def forward(self, video: torch.Tensor, masks: torch.Tensor | None = None,
+    def forward(self, video: torch.Tensor, masks: torch.Tensor | list[torch.Tensor] | None = None,
                 out_layers: list[int] | None = None) -> torch.Tensor | list[torch.Tensor]:
         """Encode ``video[B,3,T,H,W]`` (or ``[B,3,H,W]``) into ``[B, N, D]`` normalised tokens.
 
-        ``masks[B, K]`` (token indices to keep, as in pretraining's context encoder) selects tokens after
-        the patch embedding; their RoPE positions are their original grid positions. ``out_layers`` returns
-        the normalised outputs of those blocks instead (multi-layer probes).
+        ``masks[B, K]`` (token indices to keep, as in pretraining's context encoder; a list of M of them
+        gives ``[M*B, K, D]`` like the reference ``apply_masks``) selects tokens after the patch embedding;
+        their RoPE positions are their original grid positions. ``out_layers`` returns the normalised
+        outputs of those blocks instead (multi-layer probes).
         """
         if video.dim() == 4:
             video = video.unsqueeze(2).repeat(1, 1, self.tubelet_size, 1, 1)  # [B,3,H,W] -> [B,3,t,H,W]
@@ -81,8 +82,9 @@ class VisionTransformer(nn.Module):
             ids = torch.arange(x.shape[1], device=x.device)
             pos = grid_positions(ids, gh, gw)  # [N, 3]
         else:
-            x = torch.gather(x, 1, masks.unsqueeze(-1).expand(-1, -1, x.shape[-1]))  # [B, K, D]
-            pos = grid_positions(masks, gh, gw)  # [B, K, 3]
+            masks = list(masks) if isinstance(masks, (list, tuple)) else [masks]  # reference: one per mask
+            x = torch.cat([torch.gather(x, 1, m.unsqueeze(-1).expand(-1, -1, x.shape[-1])) for m in masks])  # [MB,K,D]
+            pos = grid_positions(torch.cat(masks), gh, gw)  # [M*B, K, 3]
         outs = []
         for i, blk in enumerate(self.blocks):
             x = blk(x, pos)

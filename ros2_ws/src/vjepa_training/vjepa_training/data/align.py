@@ -2,10 +2,10 @@
 
 Pure numpy on integer nanosecond stamps, so it is exact and testable without bags.
 
-- :func:`sample_frames` picks, from camera stamps, one frame per ``1/fps`` period: each next frame is the one
-  nearest to ``previous + period`` within ``tolerance``; when none is that close the camera had a gap and the
-  segment ends (the next segment starts at the first frame after the gap). Re-anchoring on the chosen frame
-  keeps clock drift between the camera and the grid from splitting long recordings.
+- :func:`sample_frames` picks, from camera stamps, one frame per ``1/fps`` period: the frame nearest to each
+  time of a fixed grid ``start + k / fps`` (so the mean rate is exactly ``fps``), within ``tolerance``; when
+  no frame is that close the camera had a gap and the segment ends (the next segment starts at the first
+  frame after the gap).
 - :func:`nearest_before` gives, for each query time, the latest sample at or before it (causal: a state
   is never taken from the future of its frame).
 - :func:`align` combines both: frames whose pose or gripper sample is missing or older than ``max_skew``
@@ -89,21 +89,24 @@ def sample_frames(stamps_ns: np.ndarray, period_ns: int, tolerance_ns: int) -> l
     n = t.size
     while i < n:
         chosen = [i]
+        start = int(t[i])
+        k = 1
         while True:
-            target = t[chosen[-1]] + period_ns
+            target = start + k * period_ns  # a fixed grid from the segment start: the mean rate is exact
             j = int(np.searchsorted(t, target))
             best = -1
-            for k in (j - 1, j):  # the two neighbours of the ideal time
-                if chosen[-1] < k < n and abs(int(t[k]) - int(target)) <= tolerance_ns:
-                    if best < 0 or abs(int(t[k]) - int(target)) < abs(int(t[best]) - int(target)):
-                        best = k
+            for c in (j - 1, j):  # the two neighbours of the ideal time
+                if chosen[-1] < c < n and abs(int(t[c]) - target) <= tolerance_ns:
+                    if best < 0 or abs(int(t[c]) - target) < abs(int(t[best]) - target):
+                        best = c
             if best < 0:
                 break
             chosen.append(best)
+            k += 1
         segments.append(np.asarray(chosen, dtype=np.int64))
         # No frame near the ideal time: a gap. The next segment starts at the first frame after the window
         # (frames inside it would have been chosen; frames before it are too early to continue this one).
-        i = int(np.searchsorted(t, t[chosen[-1]] + period_ns + tolerance_ns, side="right"))
+        i = int(np.searchsorted(t, start + k * period_ns + tolerance_ns, side="right"))
     return segments
 
 

@@ -9,6 +9,7 @@ definitions included) and returns the ground truth so a test can check every ali
 from __future__ import annotations
 
 import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,9 +127,71 @@ def write_synthetic_bag(path: str | Path, storage: str = "mcap", seconds: float 
         events.append((int(ns), gripper_topic, "sensor_msgs/msg/JointState", msg))
     events.sort(key=lambda e: e[0])
     with BagWriter(path, storage=storage, fsync=False) as bag:
-        bag.add_topic(cam_topic, events[0][2] if compressed or True else "", qos=[make_qos(False)])
+        cam_type = "sensor_msgs/msg/CompressedImage" if compressed else "sensor_msgs/msg/Image"
+        bag.add_topic(cam_topic, cam_type, qos=[make_qos(False)])
         bag.add_topic(pose_topic, "geometry_msgs/msg/PoseStamped", qos=[make_qos(False, depth=1)])
         bag.add_topic(gripper_topic, "sensor_msgs/msg/JointState", qos=[make_qos(True)])
         for ns, topic, typ, msg in events:
             bag.write(topic, ns + int(rng.integers(1_000_000, 3_000_000)), ts.serialize_cdr(msg, typ))
     return SyntheticTruth(img_ns, images, pose_ns, poses, states6, grip_ns, grips)
+
+
+@dataclass
+class SyntheticDroid:
+    """Ground truth of a synthetic DROID episode: per-row states, control times (ms) and frame gray levels."""
+
+    path: Path
+    states: np.ndarray      # [T,7]
+    times_ms: np.ndarray    # [T] float64
+    video_frames: int
+
+
+def droid_gray_level(index: int) -> int:
+    """Gray level that video frame ``index`` of :func:`write_synthetic_droid` is filled with."""
+    return (16 + 6 * index) % 240
+
+
+def write_synthetic_droid(ep_dir: str | Path, rows: int = 40, video_frames: int | None = None,
+                          container_fps: int = 60, size: tuple[int, int] = (72, 128), seed: int = 0,
+                          task: str = "put the cup in the sink") -> SyntheticDroid:
+    """Write a tiny DROID raw episode (``trajectory.h5``, ``metadata_*.json``, left MP4) with known values.
+
+    Rows are at the 15 Hz control rate (timestamps in ms with 2 ms jitter); the MP4 declares
+    ``container_fps`` (60, like raw DROID) and has ``video_frames`` frames (default ``rows - 1``, droid#54),
+    frame ``i`` filled with gray level :func:`droid_gray_level`.
+    """
+    import av
+    import h5py
+
+    ep = Path(ep_dir)
+    (ep / "recordings" / "MP4").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    t = np.arange(rows) / 15.0
+    times_ms = 1.7e12 + t * 1000.0 + rng.uniform(-2.0, 2.0, rows)
+    states6 = pose_at(t)
+    grip = gripper_at(t)
+    with h5py.File(ep / "trajectory.h5", "w") as h5:
+        h5["observation/robot_state/cartesian_position"] = states6
+        h5["observation/robot_state/gripper_position"] = grip
+        h5["observation/robot_state/joint_positions"] = np.zeros((rows, 7))
+        h5["observation/timestamp/control/step_start"] = np.round(times_ms).astype(np.int64)
+        h5["action/cartesian_velocity"] = np.zeros((rows, 6))
+    serial = "22246076"
+    meta = {"uuid": f"LAB+{seed:04d}+2023-07-07-12h-00m-00s", "current_task": task, "success": True,
+            "trajectory_length": rows, "ext1_cam_serial": serial, "left_mp4_path": f"recordings/MP4/{serial}.mp4",
+            "hdf5_path": "trajectory.h5"}
+    (ep / f"metadata_{meta['uuid']}.json").write_text(json.dumps(meta), encoding="utf-8")
+    n_video = rows - 1 if video_frames is None else video_frames
+    h, w = size
+    with av.open(str(ep / "recordings" / "MP4" / f"{serial}.mp4"), mode="w") as out:
+        stream = out.add_stream("mpeg4", rate=container_fps)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.options = {"qscale": "2"}
+        for i in range(n_video):
+            img = np.full((h, w, 3), droid_gray_level(i), np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    states = np.concatenate([states6, grip[:, None]], axis=1)
+    return SyntheticDroid(ep, states, np.round(times_ms), n_video)

@@ -1,0 +1,81 @@
+"""The small interface every inference backend implements, and its error types.
+
+A backend turns frames into tokens (``encode``) and runs the AC predictor over a fixed number of frames
+(``predict``). Backends that can also run one frame against cached keys/values (``predict_step``) let
+:class:`vjepa_core.inference.world_model.WorldModel` roll out horizons > 1 without re-running earlier
+frames; the others fall back to the reference's whole-sequence recompute.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+__all__ = ["BackendError", "BackendUnavailableError", "InferenceBackend", "ShapeMismatchError"]
+
+
+class BackendError(RuntimeError):
+    """An inference backend cannot be built or run (bad name, missing file, bad engine...)."""
+
+
+class BackendUnavailableError(BackendError):
+    """The backend's optional package (onnxruntime-gpu, tensorrt, CUDA) is not installed/usable here."""
+
+
+class ShapeMismatchError(ValueError):
+    """Inputs do not have the shape the model/graph/engine was built for."""
+
+
+class InferenceBackend:
+    """Base class. Tensors in and out are torch tensors on :attr:`device`.
+
+    Attributes:
+        name: backend name (``torch``, ``onnxruntime``, ``tensorrt``).
+        device: torch device of inputs/outputs.
+        tokens_per_frame: patch tokens per latent frame (h*w).
+        embed_dim: encoder width D.
+        supports_kv_cache: whether :meth:`predict_step` is implemented.
+    """
+
+    name = "base"
+    supports_kv_cache = False
+
+    def __init__(self, device: torch.device | str, tokens_per_frame: int, embed_dim: int) -> None:
+        self.device = torch.device(device)
+        self.tokens_per_frame = int(tokens_per_frame)
+        self.embed_dim = int(embed_dim)
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """``frames[B, F, 3, H, W]`` (normalised pixels) -> raw encoder tokens ``[B, F, N, D]``."""
+        raise NotImplementedError
+
+    def predict(self, tokens: torch.Tensor, actions: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+        """``tokens[B, T*N, D], actions[B, T, 7], states[B, T, 7] -> [B, T*N, D]`` (block-causal)."""
+        raise NotImplementedError
+
+    def predict_step(
+        self, tokens_t: torch.Tensor, action_t: torch.Tensor, state_t: torch.Tensor, cache: Any, frame: int
+    ) -> tuple[torch.Tensor, Any]:
+        """One frame against cached keys/values -> ``(pred[B, N, D], cache)``; see ``ACStepper.step``."""
+        raise BackendError(f"backend {self.name!r} has no KV-cached step; use WorldModel(use_kv_cache=False)")
+
+    def describe(self) -> dict:
+        """Small JSON-able description (for benchmark records)."""
+        return {"backend": self.name, "device": str(self.device)}
+
+    # -- shared checks -------------------------------------------------------------------------------
+    def check_predict_inputs(self, tokens: torch.Tensor, actions: torch.Tensor, states: torch.Tensor) -> int:
+        """Validate predictor inputs; returns T. Raises :class:`ShapeMismatchError` with the shapes."""
+        if actions.dim() != 3 or actions.shape[-1] != 7:
+            raise ShapeMismatchError(f"actions must be [B, T, 7], got {tuple(actions.shape)}")
+        b, t = actions.shape[:2]
+        if tuple(states.shape) != (b, t, 7):
+            raise ShapeMismatchError(f"states must be [{b}, {t}, 7] like actions, got {tuple(states.shape)}")
+        want = (b, t * self.tokens_per_frame, self.embed_dim)
+        if tuple(tokens.shape) != want:
+            raise ShapeMismatchError(
+                f"tokens must be [B, T*{self.tokens_per_frame}, {self.embed_dim}] = {list(want)} "
+                f"for T={t} frames, got {list(tokens.shape)}"
+            )
+        return t

@@ -1,0 +1,174 @@
+"""``vjepa-dataset``: turn rosbags and DROID raw episodes into training clips, cache latents, recover bags.
+
+Usage::
+
+    vjepa-dataset build BAG_OR_DIR... --out DIR [--fps 4] [--image-topic T] [--pose-topic T]
+                        [--gripper-topic T] [--image-size 256] [--summary-json PATH]
+    vjepa-dataset import-droid RAW_DIR... --out DIR [--fps 4] [--camera left_mp4_path]
+    vjepa-dataset encode DATASET --checkpoint CKPT --encoder vit_giant|config.json [--batch-size 8]
+    vjepa-dataset recover BAG [--out NEW_BAG]
+    vjepa-dataset info DATASET
+
+Exit status: 0 done (skipped sources are listed in the summary), 1 nothing could be built or recovered,
+2 bad arguments. See docs/data.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["build_parser", "main"]
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, type=Path, help="dataset directory (created; resumed if it exists)")
+    p.add_argument("--fps", type=float, default=4.0, help="frames per second to sample (default 4)")
+    p.add_argument("--image-size", type=int, default=256, help="square frame size in pixels (default 256)")
+    p.add_argument("--no-crop", action="store_true", help="resize to a square without the centre crop")
+    p.add_argument("--frame-tolerance", type=float, default=None,
+                   help="max seconds between a chosen frame and its ideal time (default a quarter period)")
+    p.add_argument("--min-frames", type=int, default=2, help="drop episodes shorter than this (default 2)")
+    p.add_argument("--shard-frames", type=int, default=2048, help="frames per shard (default 2048)")
+    p.add_argument("--summary-json", type=Path, default=None, help="also write the summary to this file")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for docs and tests)."""
+    from .data.build import DEFAULT_GRIPPER_TOPIC, DEFAULT_IMAGE_TOPIC, DEFAULT_POSE_TOPIC
+
+    parser = argparse.ArgumentParser(prog="vjepa-dataset", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("build", help="rosbags (mcap/sqlite3) -> clip dataset")
+    b.add_argument("inputs", nargs="+", type=Path, help="bag directories, .mcap/.db3 files, or folders of bags")
+    _add_common(b)
+    b.add_argument("--image-topic", default=DEFAULT_IMAGE_TOPIC,
+                   help="Image or CompressedImage topic (<topic>/compressed is tried too)")
+    b.add_argument("--pose-topic", default=DEFAULT_POSE_TOPIC, help="end-effector PoseStamped topic")
+    b.add_argument("--gripper-topic", default=DEFAULT_GRIPPER_TOPIC,
+                   help="gripper JointState (or Float32/64 closedness) topic; '' for none")
+    b.add_argument("--max-skew", type=float, default=0.1,
+                   help="oldest pose/gripper sample allowed before a frame, seconds (default 0.1)")
+    b.add_argument("--gripper-max-width", type=float, default=0.08, help="open gripper width, m (default 0.08)")
+    b.add_argument("--time-source", choices=("header", "bag"), default="header",
+                   help="align on message header stamps (default) or bag receive times")
+
+    d = sub.add_parser("import-droid", help="DROID raw episodes -> clip dataset")
+    d.add_argument("inputs", nargs="+", type=Path, help="episode directories (with trajectory.h5) or parents")
+    _add_common(d)
+    d.add_argument("--camera", default="left_mp4_path",
+                   help="metadata key of the video (default left_mp4_path, as V-JEPA 2-AC), or ext1/ext2/wrist")
+
+    e = sub.add_parser("encode", help="cache frozen-encoder tokens for every frame of a dataset")
+    e.add_argument("dataset", type=Path)
+    e.add_argument("--checkpoint", required=True, type=Path, help="V-JEPA 2 .pt checkpoint")
+    e.add_argument("--encoder", required=True,
+                   help="encoder preset (vit_large, vit_huge, vit_giant, vit_giant_384) or a JSON file with "
+                        "EncoderConfig fields (or an 'encoder' section)")
+    e.add_argument("--encoder-key", default="encoder", help="checkpoint section: encoder or target_encoder")
+    e.add_argument("--batch-size", type=int, default=8)
+    e.add_argument("--dtype", choices=("float16", "float32"), default="float16")
+    e.add_argument("--layer-norm", action="store_true", help="store layer-normed tokens")
+    e.add_argument("--name", default=None, help="cache name (default derived from the model id)")
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--quiet", action="store_true")
+
+    r = sub.add_parser("recover", help="salvage a bag left unclosed by a killed recorder")
+    r.add_argument("bag", type=Path)
+    r.add_argument("--out", type=Path, default=None, help="new bag directory (default <bag>_recovered)")
+
+    i = sub.add_parser("info", help="print a dataset's episodes and frames")
+    i.add_argument("dataset", type=Path)
+    return parser
+
+
+def _finish(summary: dict[str, Any], path: Path | None) -> int:
+    text = json.dumps(summary, indent=1)
+    print(text)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n", encoding="utf-8")
+    return 0 if summary["episodes"] > 0 else 1
+
+
+def _cmd_build(a: argparse.Namespace) -> int:
+    from .data.build import BuildConfig, build_dataset
+
+    cfg = BuildConfig(fps=a.fps, image_size=a.image_size, crop=not a.no_crop, image_topic=a.image_topic,
+                      pose_topic=a.pose_topic, gripper_topic=a.gripper_topic, max_skew_s=a.max_skew,
+                      frame_tolerance_s=a.frame_tolerance, min_frames=a.min_frames,
+                      gripper_max_width=a.gripper_max_width, time_source=a.time_source,
+                      shard_frames=a.shard_frames)
+    return _finish(build_dataset(a.inputs, a.out, cfg, progress=not a.quiet), a.summary_json)
+
+
+def _cmd_droid(a: argparse.Namespace) -> int:
+    from .data.droid import DroidConfig, import_droid
+
+    cfg = DroidConfig(fps=a.fps, image_size=a.image_size, crop=not a.no_crop, camera=a.camera,
+                      frame_tolerance_s=a.frame_tolerance, min_frames=a.min_frames, shard_frames=a.shard_frames)
+    return _finish(import_droid(a.inputs, a.out, cfg, progress=not a.quiet), a.summary_json)
+
+
+def _cmd_encode(a: argparse.Namespace) -> int:
+    from .data.latents import encode_dataset, encoder_from_checkpoint
+
+    enc: str | dict[str, Any] = a.encoder
+    if a.encoder.endswith(".json"):
+        enc = json.loads(Path(a.encoder).read_text(encoding="utf-8"))
+        enc = enc.get("encoder", enc)
+    fn, mid = encoder_from_checkpoint(a.checkpoint, enc, encoder_key=a.encoder_key, device=a.device)
+    out = encode_dataset(a.dataset, fn, mid, batch_size=a.batch_size, dtype=a.dtype, layer_norm=a.layer_norm,
+                         name=a.name, progress=not a.quiet)
+    print(json.dumps({"cache": str(out), "name": out.name, "model_id": mid}))
+    return 0
+
+
+def _cmd_recover(a: argparse.Namespace) -> int:
+    from .data.bagio import recover_bag
+
+    rep = recover_bag(a.bag, a.out)
+    print(json.dumps({"output": str(rep.output), "messages": rep.messages, "counts": rep.counts,
+                      "notes": rep.notes}, indent=1))
+    return 0 if rep.messages else 1
+
+
+def _cmd_info(a: argparse.Namespace) -> int:
+    from .data.shards import load_index
+
+    index = load_index(a.dataset)
+    eps = index["episodes"]
+    print(json.dumps({"config": index["config"], "shards": len(index["shards"]), "episodes": len(eps),
+                      "frames": sum(e["length"] for e in eps),
+                      "skipped": {k: v["reason"] for k, v in index["sources"].items() if v["status"] == "skipped"},
+                      "tasks": sorted({e.get("task", "") for e in eps})}, indent=1))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``vjepa-dataset``."""
+    args = build_parser().parse_args(argv)
+    handlers = {"build": _cmd_build, "import-droid": _cmd_droid, "encode": _cmd_encode,
+                "recover": _cmd_recover, "info": _cmd_info}
+    try:
+        return handlers[args.command](args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"vjepa-dataset {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        from .data.bagio import BagError
+
+        if isinstance(exc, BagError):
+            print(f"vjepa-dataset {args.command}: error: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
