@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -16,10 +14,6 @@ from vjepa_core.planning import (
     l1_energy,
 )
 from vjepa_core.pose import compute_new_pose
-
-FIXTURES = Path(__file__).resolve().parents[4] / "shared" / "fixtures"
-if not FIXTURES.exists():  # repo at /work/main, shared at /work/shared
-    FIXTURES = Path("/work/shared/fixtures")
 
 N_TOK, DIM = 4, 8
 
@@ -204,15 +198,18 @@ def test_clear_errors():
     assert set(PRESETS) >= {"paper", "reference_cem", "reference_world_model", "notebook"}
 
 
-def test_torch_pose_equals_numpy_pose():
-    data = np.load(FIXTURES / "parity_tiny_a" / "pose_io.npz")
+def test_torch_pose_equals_numpy_pose(fixtures_dir):
+    data = np.load(fixtures_dir / "parity_tiny_a" / "pose_io.npz")
     for dtype, tol in ((torch.float64, 1e-10), (torch.float32, 2e-5)):
-        out = compute_new_pose_torch(torch.tensor(data["poses"], dtype=dtype), torch.tensor(data["actions"], dtype=dtype))
+        out = compute_new_pose_torch(torch.tensor(data["poses"], dtype=dtype),
+                                     torch.tensor(data["actions"], dtype=dtype))
         np.testing.assert_allclose(out.double().numpy(), data["new_poses"], atol=tol)
     rng = np.random.default_rng(0)
-    poses = np.concatenate([rng.uniform(-1, 1, (500, 3)), rng.uniform(-3, 3, (500, 3)), rng.uniform(0, 1, (500, 1))], 1)
+    poses = np.concatenate([rng.uniform(-1, 1, (500, 3)), rng.uniform(-3, 3, (500, 3)),
+                            rng.uniform(0, 1, (500, 1))], 1)
     poses[:5, 4] = np.pi / 2  # gimbal lock cases
-    acts = np.concatenate([rng.normal(0, 0.05, (500, 3)), rng.normal(0, 0.3, (500, 3)), rng.normal(0, 0.5, (500, 1))], 1)
+    acts = np.concatenate([rng.normal(0, 0.05, (500, 3)), rng.normal(0, 0.3, (500, 3)),
+                           rng.normal(0, 0.5, (500, 1))], 1)
     acts[:5, 3:6] = 0.0
     ref = compute_new_pose(poses, acts)
     out = compute_new_pose_torch(torch.tensor(poses), torch.tensor(acts)).numpy()

@@ -166,7 +166,8 @@ _register_builtin()
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with one subparser per registered subcommand."""
-    parser = argparse.ArgumentParser(prog="vjepa-sim", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="vjepa-sim", description="Command-line tools around the simulated Franka (no ROS needed).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for cmd in _COMMANDS.values():

@@ -135,6 +135,7 @@ class FrankaSim:
         self._client = p.connect(p.DIRECT)
         self._ik_client = p.connect(p.DIRECT)
         self._steps = 0  # physics steps since construction: sim time never jumps back, even on reset
+        self._episode_steps = 0  # since the last reset: the tracker's phase, so episodes replay exactly
         self._control_every = max(1, int(round(self.config.physics_rate_hz / self.config.control_rate_hz)))
         self._cameras = {c.name: c for c in self.config.cameras}
         self._view = {c.name: self._camera_matrices(c) for c in self.config.cameras}
@@ -278,11 +279,14 @@ class FrankaSim:
         ``start_pose`` = ``(position[3], quaternion[4])`` places the end effector there (IK from the rest
         pose); otherwise a seeded random position in ``start_min..start_max`` pointing down. ``gripper`` is
         the closedness in [0, 1]. Returns the end-effector pose ``(position, quaternion)`` after the reset.
-        Raises ``ValueError`` for an invalid or unreachable start pose (the previous episode is then lost,
-        and a random start from ``seed`` is used instead so the sim stays usable).
+        Raises ``ValueError`` for a negative seed or a gripper outside [0, 1] (nothing changes), and for an
+        invalid or unreachable start pose (the episode is then reset with the seed's random start instead,
+        so the sim stays usable).
         """
         cfg = self.config
         seed = cfg.seed if seed is None else int(seed)
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
         g = float(gripper)
         if not (math.isfinite(g) and 0.0 <= g <= 1.0):
             raise ValueError(f"gripper closedness must be in [0, 1], got {gripper!r}")
@@ -315,6 +319,7 @@ class FrankaSim:
         self._cmd_pos, self._cmd_quat = ee_pos.copy(), ee_quat.copy()
         self._target_pos, self._target_quat = ee_pos.copy(), ee_quat.copy()
         self.last_tracking_warning = ""
+        self._episode_steps = 0
         self._apply_motors()
         if error is not None:
             raise error
@@ -438,10 +443,11 @@ class FrankaSim:
     def step(self, n: int = 1) -> None:
         """Advance ``n`` physics steps (tracker and gripper update at ``control_rate_hz``)."""
         for _ in range(int(n)):
-            if self._steps % self._control_every == 0:
+            if self._episode_steps % self._control_every == 0:
                 self._control_update(self._control_every * self.config.physics_dt)
             p.stepSimulation(physicsClientId=self._client)
             self._steps += 1
+            self._episode_steps += 1
 
     def _control_update(self, dt: float) -> None:
         """One tracker tick: move the commanded pose toward the target, solve IK, set motor targets."""

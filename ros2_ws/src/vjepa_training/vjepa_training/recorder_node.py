@@ -31,9 +31,10 @@ from typing import Any
 
 import rclpy
 import yaml
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rcl_interfaces.msg import ParameterDescriptor
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
@@ -210,7 +211,7 @@ def main(args: list[str] | None = None) -> None:
         rclpy.spin(node)
     except KeyboardInterrupt:
         reason = "signal"
-    except rclpy.executors.ExternalShutdownException:
+    except ExternalShutdownException:
         reason = "signal"
     finally:
         node.close(reason)

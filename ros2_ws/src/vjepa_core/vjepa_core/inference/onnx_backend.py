@@ -114,6 +114,10 @@ class OnnxRuntimeBackend(InferenceBackend):
         """``[B, F, 3, H, W]`` -> ``[B, F, N, D]`` with the graph exported for ``F`` frames."""
         if frames.dim() != 5:
             raise ShapeMismatchError(f"frames must be [B, F, 3, H, W], got {tuple(frames.shape)}")
+        b, f = frames.shape[:2]
+        if str(f) not in self.manifest.get("encoder", {}) and "1" in self.manifest.get("encoder", {}):
+            # frames are encoded independently: fold them into the batch of the 1-frame graph
+            return self.encode(frames.reshape(b * f, 1, *frames.shape[2:])).reshape(b, f, *self._tok_shape())
         sess = self._session("encoder", frames.shape[1])
         want = self.manifest["encoder"][str(frames.shape[1])]["input_shape"][1:]
         if list(frames.shape[1:]) != want:
@@ -121,6 +125,9 @@ class OnnxRuntimeBackend(InferenceBackend):
                                      f"got {list(frames.shape)}")
         out = sess.run(None, {"frames": self._np(frames)})[0]
         return torch.from_numpy(out).to(self.device)
+
+    def _tok_shape(self) -> tuple[int, int]:
+        return (self.tokens_per_frame, self.embed_dim)
 
     def predict(self, tokens: torch.Tensor, actions: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
         """Block-causal predictor with the graph exported for ``T`` frames."""

@@ -103,7 +103,9 @@ class WorldModel:
         per_sample = 4 * (step_tokens * (hidden + 4 * pd) + heads * step_tokens * keys)  # activations, fp32
         if self.use_kv_cache:
             per_sample += 4 * depth * 2 * keys * pd
-        return int(max(1, min(samples, budget * 2**20 // max(per_sample, 1))))
+        chunk = int(max(1, min(samples, budget * 2**20 // max(per_sample, 1))))
+        n_chunks = -(-samples // chunk)
+        return -(-samples // n_chunks)  # equal-size chunks (one compiled shape, no tiny tail chunk)
 
     def context_actions(self, context_states: torch.Tensor) -> torch.Tensor:
         """Actions between consecutive context states (pose differences, as in training data) ``[T-1, 7]``."""

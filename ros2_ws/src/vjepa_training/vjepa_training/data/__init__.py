@@ -14,3 +14,5 @@ Modules:
 
 Submodules are imported on demand so that, e.g., the recorder does not import torch.
 """
+
+from __future__ import annotations

@@ -39,7 +39,7 @@ from rosbags.interfaces import (
 from rosbags.rosbag2 import Reader, Writer
 from rosbags.rosbag2.enums import CompressionFormat, CompressionMode, StoragePlugin
 from rosbags.rosbag2.metadata import parse_qos
-from rosbags.typesys import Stores, get_typestore, get_types_from_idl, get_types_from_msg
+from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Nodetype, Typestore
 
 __all__ = [

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from vjepa_core.pose import poses_to_diff, quat_to_euler
 
 from .align import AlignConfig, align

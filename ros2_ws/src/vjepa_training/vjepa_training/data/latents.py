@@ -79,7 +79,7 @@ def encode_dataset(root: str | Path, encode_fn: EncodeFn, model_id: str, batch_s
         store = None
         tmp = out / f"{shard['name']}.tmp.npy"
         for lo in range(0, len(frames), batch_size):
-            tok = encode_fn(np.asarray(frames[lo: lo + batch_size]))
+            tok = encode_fn(np.array(frames[lo: lo + batch_size]))  # a writable copy of the memmap rows
             tok = tok.detach().cpu().float().numpy() if hasattr(tok, "detach") else np.asarray(tok, np.float32)
             if tok.ndim != 3 or tok.shape[0] != min(batch_size, len(frames) - lo):
                 raise ValueError(f"encode_fn returned shape {tok.shape}, expected [B,N,D]")
@@ -117,6 +117,7 @@ def encoder_from_checkpoint(checkpoint: str | Path, encoder_config: str | dict[s
         image_size: crop size fed to the encoder (default: the config's image size).
     """
     import torch
+
     from vjepa_core.checkpoint import load_official, model_id
     from vjepa_core.preprocessing import preprocess_frames
 

@@ -170,9 +170,10 @@ class EpisodeRecorder:
         """Recording state for the status topic: bag, task, written and flushed (durable) counts."""
         o = self._open
         if o is None:
-            return {"recording": False, "episodes_finished": len(self.finished),
+            return {"recording": False, "topics": sorted(self._known), "episodes_finished": len(self.finished),
                     "last_bag": self.finished[-1]["path"] if self.finished else None}
-        return {"recording": True, "bag": str(o.writer.path), "task": o.meta["task"], "episode": o.meta["episode"],
+        return {"recording": True, "topics": sorted(self._known), "bag": str(o.writer.path),
+                "task": o.meta["task"], "episode": o.meta["episode"],
                 "part": o.meta["part"], "counts": dict(o.writer.counts), "flushed": dict(o.writer.flushed_counts),
                 "bytes": o.writer.bytes_written}
 

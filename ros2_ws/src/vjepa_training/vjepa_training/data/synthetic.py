@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image as PILImage
 from rosbags.typesys import Stores, get_typestore
+
 from vjepa_core.pose import euler_to_quat
 
 from .bagio import BagWriter, make_qos

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
+
 from vjepa_core.pose import poses_to_diff
 
 from .shards import DatasetIndex

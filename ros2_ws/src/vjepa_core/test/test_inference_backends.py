@@ -1,0 +1,111 @@
+"""Torch backend and WorldModel over the tiny checkpoint: same numbers as the models, ONNX Runtime and
+torch world models agree, the planner runs end to end on the real Franka example frames, clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vjepa_core.export import export_onnx, load_models
+from vjepa_core.inference import BackendError, ShapeMismatchError, WorldModel, make_backend
+from vjepa_core.planning import CEMConfig
+
+
+@pytest.fixture(scope="module")
+def models(fixtures_dir):
+    d = fixtures_dir / "parity_tiny_a"
+    enc, pred, cfg = load_models(d / "checkpoint.pt", d / "config.json")
+    return enc, pred, cfg
+
+
+def test_torch_backend_matches_models(models, fixtures_dir):
+    enc, pred, _ = models
+    io = np.load(fixtures_dir / "parity_tiny_a" / "io.npz")
+    b = make_backend("torch", encoder=enc, predictor=pred)
+    out = b.encode(torch.from_numpy(io["image"])[:, None])
+    assert np.abs(out[:, 0].numpy() - io["encoder_image_out"]).max() < 1e-4
+    got = b.predict(*(torch.from_numpy(io[k]) for k in ("predictor_tokens", "predictor_actions",
+                                                        "predictor_states")))
+    assert np.abs(got.numpy() - io["predictor_out"]).max() < 1e-4
+    assert b.describe()["backend"] == "torch"
+
+
+def test_torch_backend_errors(models):
+    enc, pred, _ = models
+    with pytest.raises(BackendError, match="encoder, a predictor"):
+        make_backend("torch")
+    with pytest.raises(BackendError, match="fp16 autocast is only supported on CUDA"):
+        make_backend("torch", predictor=pred, precision="fp16")
+    with pytest.raises(BackendError, match="unknown precision"):
+        make_backend("torch", predictor=pred, precision="int4")
+    b = make_backend("torch", encoder=enc, predictor=pred)
+    with pytest.raises(ShapeMismatchError, match="tokens must be"):
+        b.predict(torch.zeros(2, 20, 96), torch.zeros(2, 1, 7), torch.zeros(2, 1, 7))
+    with pytest.raises(ShapeMismatchError, match="frames must be"):
+        b.encode(torch.zeros(2, 3, 64, 64))
+    with pytest.raises(ShapeMismatchError, match="multiple of the patch size"):
+        b.encode(torch.zeros(1, 1, 3, 60, 64))
+    wm = WorldModel(b)
+    with pytest.raises(ShapeMismatchError, match="context tokens"):
+        wm.unroll(torch.zeros(1, 15, 96), torch.zeros(1, 7), torch.zeros(4, 1, 7))
+    with pytest.raises(ShapeMismatchError, match="actions must be"):
+        wm.unroll(torch.zeros(1, 16, 96), torch.zeros(1, 7), torch.zeros(4, 7))
+    if not torch.cuda.is_available():
+        with pytest.raises(BackendError, match="cuda"):
+            make_backend("torch", predictor=pred, device="cuda")
+
+
+def test_bf16_autocast_runs_close_on_cpu(models):
+    _, pred, _ = models
+    g = torch.Generator().manual_seed(0)
+    tok, act, st = torch.randn(3, 32, 96, generator=g), torch.randn(3, 2, 7, generator=g), torch.rand(3, 2, 7)
+    ref = make_backend("torch", predictor=pred).predict(tok, act, st)
+    got = make_backend("torch", predictor=pred, precision="bf16").predict(tok, act, st)
+    assert got.dtype == torch.float32 and (got - ref).abs().max().item() < 0.1
+
+
+def test_onnxruntime_world_model_equals_torch_cached(models, tmp_path):
+    enc, pred, cfg = models
+    export_onnx(tmp_path, enc, pred, predictor_frames=(1, 2), encoder_frames=(1,), config=cfg)
+    ort_wm = WorldModel(make_backend("onnxruntime", export_dir=tmp_path, threads=1))
+    assert not ort_wm.use_kv_cache  # falls back to the reference recompute
+    with pytest.raises(ValueError, match="no KV-cached step"):
+        WorldModel(ort_wm.backend, use_kv_cache=True)
+    torch_wm = WorldModel(make_backend("torch", encoder=enc, predictor=pred))
+    frames = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    ctx = torch_wm.encode(frames)
+    assert (ort_wm.encode(frames) - ctx).abs().max().item() < 1e-4
+    states = torch.tensor([[0.4, 0.0, 0.3, 3.1, 0.1, -0.2, 0.0]])
+    actions = torch.randn(20, 2, 7, generator=torch.Generator().manual_seed(4)) * 0.05
+    a = torch_wm.rollout(ctx[:1], states, actions)
+    b = ort_wm.rollout(ctx[:1], states, actions)
+    assert (a - b).abs().max().item() < 1e-4
+
+
+def test_planner_end_to_end_on_franka_example(models, fixtures_dir):
+    from vjepa_core.preprocessing import preprocess_frames
+
+    enc, pred, _ = models
+    traj = np.load(fixtures_dir / "franka_example_traj.npz")
+    frames = preprocess_frames(traj["observations"][0], size=64, tubelet_size=1)[:, :, 0]  # [2, 3, 64, 64]
+    wm = WorldModel(make_backend("torch", encoder=enc, predictor=pred))
+    tokens = wm.encode(frames)  # [2, 16, 96]
+    states = torch.from_numpy(traj["states"][0])
+    cfg = CEMConfig(samples=64, iterations=3, horizon=2, seed=0)
+    r1 = wm.planner(cfg).plan(tokens[:1], states[:1], tokens[1])
+    r2 = wm.planner(cfg).plan(tokens[:1], states[:1], tokens[1])
+    assert torch.equal(r1.actions, r2.actions)
+    assert r1.actions.shape == (2, 7) and r1.actions[:, :3].abs().max() <= 0.075
+    assert np.isfinite(r1.best_energy)
+
+
+def test_auto_chunk_size(models):
+    _, pred, _ = models
+    b = make_backend("torch", predictor=pred)
+    wm = WorldModel(b, memory_budget_mb=1.0)
+    c = wm.auto_chunk_size(800, 2)
+    assert 1 <= c < 800
+    assert WorldModel(b, memory_budget_mb=1e6).auto_chunk_size(800, 2) == 800
+    assert WorldModel(b, chunk_size=50).auto_chunk_size(800, 2) == 50
+    assert WorldModel(b, use_kv_cache=False, memory_budget_mb=1.0).auto_chunk_size(800, 3) < c

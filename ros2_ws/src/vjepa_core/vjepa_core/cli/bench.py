@@ -1,0 +1,310 @@
+"""``vjepa-bench``: planner and encoder benchmarks that run unchanged on CPU and GPU.
+
+``vjepa-bench planner`` times one CEM plan (``ms_per_plan_median``) with our world model (torch backend:
+KV cache, precomputed RoPE, cache-sized chunks, optional ``torch.compile``; or an ONNX Runtime export) and,
+with ``--compare-reference``, side by side a straightforward re-implementation of the reference loop
+(whole-sequence recompute per horizon step, CPU numpy pose updates, all samples in one call), with the same
+CEM settings and seed, so plan quality is compared too. ``vjepa-bench encoder`` times per-frame encoding
+(``ms_per_frame_median``, ``frames_per_s``). Both record the device name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["ReferenceRollout", "load_bench_config", "main", "run_encoder_bench", "run_planner_bench"]
+
+_FIXTURES_TINY = Path("shared/fixtures/parity_tiny_a")
+
+
+def _find_tiny() -> Path | None:
+    """The shared tiny fixture directory, searched upward from the CWD and this file."""
+    for base in [Path.cwd(), *Path.cwd().parents, *Path(__file__).resolve().parents]:
+        cand = base / _FIXTURES_TINY
+        if cand.is_dir():
+            return cand
+    return None
+
+
+def load_bench_config(spec: str) -> tuple[dict, Path | None]:
+    """``--config``: a JSON path with ``encoder``/``predictor`` dicts, or a preset name:
+    ``tiny`` (the shared tiny fixture, with its checkpoint), ``vitl`` / ``vitg`` (released encoder with the
+    released AC predictor, random weights: timing only). Returns (config, checkpoint or None)."""
+    from ..config import ACPredictorConfig, EncoderConfig
+
+    if spec == "tiny":
+        d = _find_tiny()
+        if d is None:
+            raise SystemExit("error: preset 'tiny' needs shared/fixtures/parity_tiny_a (run from the repo root)")
+        return json.loads((d / "config.json").read_text()), d / "checkpoint.pt"
+    presets = {"vitl": "vit_large", "vitg": "vit_giant"}
+    if spec in presets:
+        enc = EncoderConfig.preset(presets[spec]).to_dict()
+        pred = ACPredictorConfig.preset("vit_giant", embed_dim=enc["embed_dim"], num_frames=8).to_dict()
+        return {"encoder": enc, "predictor": pred}, None
+    p = Path(spec)
+    if not p.is_file():
+        raise SystemExit(f"error: --config {spec!r} is neither a preset (tiny, vitl, vitg) nor a JSON file")
+    cfg = json.loads(p.read_text())
+    return {k: v for k, v in cfg.items() if k in ("encoder", "predictor")}, None
+
+
+def _device_info(device: torch.device) -> dict:
+    info = {"device": str(device), "cpu": platform.processor() or platform.machine(),
+            "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
+    if device.type == "cuda":
+        info["device_name"] = torch.cuda.get_device_name(device)
+    else:
+        info["device_name"] = f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
+    return info
+
+
+def _build(cfg: dict, ckpt: Path | None, encoder: bool, predictor: bool) -> tuple[Any, Any]:
+    if ckpt is not None:
+        from ..export import load_models
+
+        enc, pred, _ = load_models(ckpt, cfg, with_encoder=encoder, with_predictor=predictor)
+        return enc, pred
+    from ..models import build_ac_predictor, build_encoder
+
+    return (build_encoder(cfg["encoder"]) if encoder else None,
+            build_ac_predictor(cfg["predictor"]) if predictor else None)
+
+
+class ReferenceRollout:
+    """The reference rollout (``world_model_wrapper.step_predictor`` inside ``mpc_utils.cem``): at horizon
+    step h run the predictor over all h+1 frames, keep the last frame, layer-norm it, and update poses with
+    numpy on the CPU (a host round trip per step). No KV cache, no chunking."""
+
+    def __init__(self, predictor: torch.nn.Module, normalize: bool = True) -> None:
+        self.predictor = predictor
+        self.normalize = normalize
+        self.n = predictor.grid_h * predictor.grid_w
+
+    @torch.no_grad()
+    def unroll(self, context_tokens: torch.Tensor, context_states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Final imagined frame ``[S, N, D]`` (one context frame, like the reference)."""
+        from ..pose import compute_new_pose
+
+        s, h = actions.shape[:2]
+        frames = context_tokens[-1:][None].repeat(s, 1, 1, 1)  # [S, 1, N, D]
+        poses = context_states[-1:][None].repeat(s, 1, 1)  # [S, 1, 7]
+        for k in range(h):
+            out = self.predictor(frames.flatten(1, 2), actions[:, : k + 1], poses)[:, -self.n:]
+            if self.normalize:
+                out = F.layer_norm(out, (out.size(-1),))
+            frames = torch.cat([frames, out[:, None]], dim=1)
+            new = compute_new_pose(poses[:, -1].cpu().numpy(), actions[:, k].cpu().numpy())
+            poses = torch.cat([poses, torch.from_numpy(new).to(poses)[:, None]], dim=1)
+        return frames[:, -1]
+
+
+def _time_plans(planner: Any, args: tuple, repeats: int, warmup: int = 1) -> tuple[list[float], Any]:
+    res = None
+    for _ in range(warmup):
+        planner.reset()
+        res = planner.plan(*args)
+    times = []
+    for _ in range(repeats):
+        planner.reset()  # same seed every repeat: identical work, comparable plans
+        if args[0].device.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        res = planner.plan(*args)
+        if args[0].device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append((time.perf_counter() - t) * 1e3)
+    return times, res
+
+
+def run_planner_bench(config: str = "tiny", samples: int = 800, iterations: int = 10, topk: int = 10,
+                      horizon: int = 2, backend: str = "torch", repeats: int = 3, compare_reference: bool = True,
+                      compile: bool = False, precision: str = "fp32", chunk_size: int | None = None,
+                      device: str | None = None, seed: int = 0, ablation: bool = False) -> dict:
+    """Time CEM plans; see the module docstring. Returns the JSON record."""
+    from ..inference import WorldModel, make_backend
+    from ..planning import CEMConfig, CEMPlanner, get_objective
+
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    cfg, ckpt = load_bench_config(config)
+    _, pred = _build(cfg, ckpt, encoder=False, predictor=True)
+    pred = pred.to(dev)
+    n, d = pred.grid_h * pred.grid_w, pred.cfg.embed_dim
+    g = torch.Generator().manual_seed(1234)
+    ctx = F.layer_norm(torch.randn(1, n, d, generator=g), (d,)).to(dev)
+    goal = F.layer_norm(torch.randn(n, d, generator=g), (d,)).to(dev)
+    state = torch.tensor([[0.45, 0.0, 0.35, 3.1, 0.05, -0.1, 0.2]], device=dev)
+    cem = CEMConfig(samples=samples, iterations=iterations, topk=topk, horizon=horizon, seed=seed)
+    objective = get_objective(cem.energy, cem.normalize)
+    plan_args = (ctx, state, goal)
+
+    if backend == "torch":
+        be = make_backend("torch", predictor=pred, device=str(dev), precision=precision, compile=compile)
+    else:
+        from ..export import export_onnx
+
+        tmp = Path(tempfile.mkdtemp(prefix="vjepa_bench_"))
+        export_onnx(tmp, None, pred.cpu(), predictor_frames=tuple(range(1, horizon + 1)), config=cfg)
+        pred.to(dev)
+        be = make_backend(backend, export_dir=tmp, threads=torch.get_num_threads())
+    wm = WorldModel(be, chunk_size=chunk_size)
+    ours = CEMPlanner(cem, wm.unroll, objective)
+    record: dict[str, Any] = {
+        "benchmark": "planner", "config": config, "samples": samples, "iterations": iterations, "topk": topk,
+        "horizon": horizon, "backend": backend, "precision": precision, "compile": compile,
+        "kv_cache": wm.use_kv_cache, "chunk_size": wm.auto_chunk_size(samples, horizon),
+        "tokens_per_frame": n, "predictor": {k: cfg["predictor"][k] for k in
+                                             ("predictor_embed_dim", "depth", "num_heads", "embed_dim")},
+        "repeats": repeats, **_device_info(dev),
+    }
+    t0 = time.perf_counter()
+    planners = {"ours": ours}
+    if compare_reference:
+        planners["reference"] = CEMPlanner(cem, ReferenceRollout(pred).unroll, objective)
+    if ablation:
+        planners["ours_no_chunking"] = CEMPlanner(cem, WorldModel(be, chunk_size=samples).unroll, objective)
+        planners["ours_no_kv_cache"] = CEMPlanner(
+            cem, WorldModel(make_backend("torch", predictor=pred, device=str(dev)), use_kv_cache=False,
+                            chunk_size=chunk_size).unroll, objective)
+    times: dict[str, list[float]] = {k: [] for k in planners}
+    results: dict[str, Any] = {}
+    for p in planners.values():  # warm-up (compilation, allocator)
+        _time_plans(p, plan_args, 0, warmup=1)
+    record["warmup_s"] = time.perf_counter() - t0
+    for _ in range(repeats):  # interleaved, so background load hits every variant alike
+        for k, p in planners.items():
+            ts, results[k] = _time_plans(p, plan_args, 1, warmup=0)
+            times[k] += ts
+    exact = WorldModel(make_backend("torch", predictor=pred, device=str(dev)), chunk_size=chunk_size)
+
+    def plan_energy(actions: torch.Tensor) -> float:
+        pred_final = exact.unroll(ctx, state, actions[None].to(dev))
+        return float(objective(pred_final, goal)[0])
+
+    for k in planners:
+        record[f"ms_per_plan_{k}"] = times[k]
+        record[f"ms_per_plan_median_{k}"] = statistics.median(times[k])
+        record[f"plan_{k}"] = results[k].actions.cpu().tolist()
+        record[f"plan_energy_{k}"] = plan_energy(results[k].actions)
+    record["ms_per_plan_median"] = record["ms_per_plan_median_ours"]
+    if compare_reference:
+        record["speedup_vs_reference"] = record["ms_per_plan_median_reference"] / record["ms_per_plan_median"]
+        diff = (results["ours"].actions - results["reference"].actions).abs().max().item()
+        record["plan_max_abs_diff_vs_reference_m"] = diff
+        record["plan_energy_rel_diff"] = abs(record["plan_energy_ours"] - record["plan_energy_reference"]) / max(
+            abs(record["plan_energy_reference"]), 1e-12)
+    return record
+
+
+def run_encoder_bench(config: str = "tiny", backend: str = "torch", repeats: int = 10, batch: int = 1,
+                      precision: str = "fp32", compile: bool = False, device: str | None = None) -> dict:
+    """Time encoding of ``batch`` single frames (each one duplicated tubelet); returns the JSON record."""
+    from ..inference import make_backend
+
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    cfg, ckpt = load_bench_config(config)
+    enc, _ = _build(cfg, ckpt, encoder=True, predictor=False)
+    s = enc.cfg.img_size
+    hw = (s, s) if isinstance(s, int) else tuple(s)
+    if backend == "torch":
+        be = make_backend("torch", encoder=enc, device=str(dev), precision=precision, compile=compile)
+    elif backend == "tensorrt":
+        from ..export import build_trt_engines, export_onnx
+
+        tmp = Path(tempfile.mkdtemp(prefix="vjepa_bench_"))
+        export_onnx(tmp, enc, None, encoder_frames=(1,), config=cfg, tolerance=1e-3)
+        build_trt_engines(tmp, precision="fp16" if precision != "fp32" else "fp32", max_batch=max(batch, 1))
+        be = make_backend("tensorrt", export_dir=tmp)
+    else:
+        from ..export import export_onnx
+
+        tmp = Path(tempfile.mkdtemp(prefix="vjepa_bench_"))
+        export_onnx(tmp, enc, None, encoder_frames=(1,), config=cfg, tolerance=1e-3)
+        be = make_backend(backend, export_dir=tmp, threads=torch.get_num_threads())
+    x = torch.randn(batch, 1, 3, hw[0], hw[1], device=be.device)
+    be.encode(x)  # warm-up
+    times = []
+    for _ in range(repeats):
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        be.encode(x)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        times.append((time.perf_counter() - t) * 1e3 / batch)
+    med = statistics.median(times)
+    return {"benchmark": "encoder", "config": config, "backend": backend, "precision": precision,
+            "compile": compile, "batch": batch, "img_size": list(hw), "ms_per_frame": times,
+            "ms_per_frame_median": med, "frames_per_s": 1e3 / med, "repeats": repeats, **_device_info(dev)}
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="vjepa-bench", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for name in ("planner", "encoder"):
+        p = sub.add_parser(name, help=f"time the {name}")
+        p.add_argument("--config", default="tiny", help="JSON with encoder/predictor dicts, or tiny|vitl|vitg")
+        p.add_argument("--backend", default="torch",
+                       choices=["torch", "onnxruntime", "onnxruntime-cuda", "onnxruntime-trt", "tensorrt"])
+        p.add_argument("--repeats", type=int, default=3 if name == "planner" else 10)
+        p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+        p.add_argument("--compile", action="store_true", help="torch.compile the hot path")
+        p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+        p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+        p.add_argument("--json", type=Path, default=None, help="write the record here")
+    pl = sub.choices["planner"]
+    pl.add_argument("--samples", type=int, default=800)
+    pl.add_argument("--iterations", type=int, default=10)
+    pl.add_argument("--topk", type=int, default=10)
+    pl.add_argument("--horizon", type=int, default=1)
+    pl.add_argument("--chunk-size", type=int, default=None)
+    pl.add_argument("--compare-reference", action="store_true", help="also time the reference loop")
+    pl.add_argument("--ablation", action="store_true", help="also time without chunking / without KV cache")
+    sub.choices["encoder"].add_argument("--batch", type=int, default=1)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``vjepa-bench``."""
+    args = _parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        if args.cmd == "planner":
+            if args.backend == "tensorrt":
+                raise SystemExit("error: the planner benchmark supports torch and onnxruntime* backends")
+            rec = run_planner_bench(args.config, args.samples, args.iterations, args.topk, args.horizon,
+                                    args.backend, args.repeats, args.compare_reference, args.compile,
+                                    args.precision, args.chunk_size, args.device, ablation=args.ablation)
+            line = f"planner: {rec['ms_per_plan_median']:.1f} ms per plan on {rec['device_name']}"
+            if "speedup_vs_reference" in rec:
+                line += (f"; reference loop {rec['ms_per_plan_median_reference']:.1f} ms "
+                         f"-> {rec['speedup_vs_reference']:.2f}x")
+        else:
+            rec = run_encoder_bench(args.config, args.backend, args.repeats, args.batch, args.precision,
+                                    args.compile, args.device)
+            line = (f"encoder: {rec['ms_per_frame_median']:.2f} ms per frame "
+                    f"({rec['frames_per_s']:.1f} frames/s) on {rec['device_name']}")
+    except (ValueError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(line)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(rec, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

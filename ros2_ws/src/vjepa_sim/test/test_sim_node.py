@@ -1,0 +1,276 @@
+"""sim_node over a real rclpy graph (Fast DDS) on its own ROS domain: topics, QoS, services, commands."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import threading
+import time
+
+import numpy as np
+import pytest
+import rclpy  # noqa: E402  (node tests need the built workspace: `make setup`)
+import vjepa_interfaces.msg  # noqa: E402,F401
+from geometry_msgs.msg import PoseStamped  # noqa: E402
+from rclpy.context import Context  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.qos import ReliabilityPolicy  # noqa: E402
+from rosgraph_msgs.msg import Clock  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image, JointState  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
+from vjepa_interfaces.msg import GripperCommand  # noqa: E402
+from vjepa_interfaces.srv import RenderGoal, ResetSim  # noqa: E402
+
+from vjepa_sim.sim_node import QOS_COMMAND, QOS_POSE, QOS_STATE, SimNode  # noqa: E402
+
+DOMAIN_ID = 160 + os.getpid() % 40  # one domain per test process, away from the default 0
+
+
+def t_of(stamp) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+class Probe:
+    """A test node that records everything sim_node publishes and can call its services."""
+
+    def __init__(self, ctx):
+        self.node = rclpy.create_node("sim_probe", context=ctx)
+        self.lock = threading.Lock()
+        self.msgs = {k: [] for k in ("image", "info", "pose", "joints", "gripper", "status", "clock")}
+        n = self.node
+        n.create_subscription(Image, "/camera/image_raw", self._rec("image"), QOS_STATE)
+        n.create_subscription(CameraInfo, "/camera/camera_info", self._rec("info"), QOS_STATE)
+        n.create_subscription(PoseStamped, "/franka_robot_state_broadcaster/current_pose", self._rec("pose"), QOS_POSE)
+        n.create_subscription(JointState, "/joint_states", self._rec("joints"), QOS_STATE)
+        n.create_subscription(JointState, "/fr3_gripper/joint_states", self._rec("gripper"), QOS_STATE)
+        n.create_subscription(String, "/sim_node/target_status", self._rec("status"), QOS_STATE)
+        n.create_subscription(Clock, "/clock", self._rec("clock"), QOS_POSE)
+        self.target_pub = n.create_publisher(
+            PoseStamped, "/cartesian_impedance_example_controller/equilibrium_pose", QOS_COMMAND)
+        self.gripper_pub = n.create_publisher(GripperCommand, "/vjepa_sim/gripper_command", QOS_COMMAND)
+        self.reset_cli = n.create_client(ResetSim, "/sim_node/reset")
+        self.goal_cli = n.create_client(RenderGoal, "/sim_node/render_goal")
+
+    def _rec(self, key):
+        def cb(msg):
+            with self.lock:
+                self.msgs[key].append(msg)
+                del self.msgs[key][:-400]
+        return cb
+
+    def last(self, key):
+        with self.lock:
+            return self.msgs[key][-1] if self.msgs[key] else None
+
+    def all(self, key):
+        with self.lock:
+            return list(self.msgs[key])
+
+    def wait(self, pred, timeout=20.0, what="condition"):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            out = pred()
+            if out:
+                return out
+            time.sleep(0.02)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    def call(self, client, request, timeout=20.0):
+        assert client.wait_for_service(timeout_sec=timeout), "service not available"
+        fut = client.call_async(request)
+        self.wait(fut.done, timeout, "service response")
+        return fut.result()
+
+    def now(self) -> float:
+        return t_of(self.wait(lambda: self.last("clock"), what="/clock").clock)
+
+    def send_target(self, pos, quat=(1.0, 0.0, 0.0, 0.0)):
+        msg = PoseStamped()
+        msg.header.frame_id = "fr3_link0"
+        msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in pos)
+        (msg.pose.orientation.x, msg.pose.orientation.y, msg.pose.orientation.z,
+         msg.pose.orientation.w) = (float(v) for v in quat)
+        self.target_pub.publish(msg)
+
+    def status_after(self, t0, source="target"):
+        def find():
+            for m in self.all("status"):
+                body = json.loads(m.data)
+                if body["source"] == source and body["stamp"] >= t0:
+                    return body
+            return None
+        return self.wait(find, what=f"{source} status after t={t0:.3f}")
+
+
+@pytest.fixture(scope="module")
+def graph():
+    ctx = Context()
+    rclpy.init(context=ctx, domain_id=DOMAIN_ID)
+    sim = SimNode({"real_time_factor": 3.0, "seed": 11}, context=ctx)
+    probe = Probe(ctx)
+    ex = SingleThreadedExecutor(context=ctx)
+    ex.add_node(sim)
+    ex.add_node(probe.node)
+    th = threading.Thread(target=ex.spin, daemon=True)
+    th.start()
+    for key in ("image", "info", "pose", "joints", "gripper", "clock"):
+        probe.wait(lambda k=key: probe.last(k), what=f"first {key} message")
+    assert probe.target_pub.get_subscription_count() == 1
+    yield sim, probe
+    ex.shutdown()
+    th.join(timeout=10)
+    sim.destroy_node()
+    probe.node.destroy_node()
+    rclpy.shutdown(context=ctx)
+
+
+def test_topics_services_types_and_qos(graph):
+    sim, probe = graph
+    n = probe.node
+    topics = dict(n.get_topic_names_and_types())
+    expected = {
+        "/camera/image_raw": "sensor_msgs/msg/Image",
+        "/camera/camera_info": "sensor_msgs/msg/CameraInfo",
+        "/franka_robot_state_broadcaster/current_pose": "geometry_msgs/msg/PoseStamped",
+        "/joint_states": "sensor_msgs/msg/JointState",
+        "/fr3_gripper/joint_states": "sensor_msgs/msg/JointState",
+        "/clock": "rosgraph_msgs/msg/Clock",
+        "/sim_node/target_status": "std_msgs/msg/String",
+        "/cartesian_impedance_example_controller/equilibrium_pose": "geometry_msgs/msg/PoseStamped",
+        "/vjepa_sim/gripper_command": "vjepa_interfaces/msg/GripperCommand",
+    }
+    for topic, typ in expected.items():
+        assert topics.get(topic) == [typ], topic
+    services = dict(n.get_service_names_and_types())
+    assert services["/sim_node/reset"] == ["vjepa_interfaces/srv/ResetSim"]
+    assert services["/sim_node/render_goal"] == ["vjepa_interfaces/srv/RenderGoal"]
+
+    def reliability(topic, subs=False):
+        infos = (n.get_subscriptions_info_by_topic if subs else n.get_publishers_info_by_topic)(topic)
+        return {i.qos_profile.reliability for i in infos if i.node_name == "sim_node"}
+
+    assert reliability("/franka_robot_state_broadcaster/current_pose") == {ReliabilityPolicy.BEST_EFFORT}
+    assert reliability("/joint_states") == {ReliabilityPolicy.RELIABLE}
+    assert reliability("/camera/image_raw") == {ReliabilityPolicy.RELIABLE}
+    assert reliability("/cartesian_impedance_example_controller/equilibrium_pose", subs=True) == {
+        ReliabilityPolicy.RELIABLE}
+
+    img, info, pose = probe.last("image"), probe.last("info"), probe.last("pose")
+    assert (img.width, img.height, img.encoding, img.step, len(img.data)) == (256, 256, "rgb8", 768, 256 * 256 * 3)
+    assert info.k[0] > 0 and info.k[2] == 128.0 and info.header.frame_id == img.header.frame_id
+    assert pose.header.frame_id == "fr3_link0"
+    joints = probe.last("joints")
+    assert list(joints.name) == [f"fr3_joint{i}" for i in range(1, 8)] + ["fr3_finger_joint1", "fr3_finger_joint2"]
+    grip = probe.last("gripper")
+    assert list(grip.name) == ["fr3_finger_joint1", "fr3_finger_joint2"]
+    assert sum(grip.position) == pytest.approx(sim.sim.gripper_width(), abs=0.005)
+    # rates in sim time
+    probe.wait(lambda: len(probe.all("joints")) > 20 and len(probe.all("image")) > 4, what="a few seconds of data")
+    dj = np.diff([t_of(m.header.stamp) for m in probe.all("joints")[-15:]])
+    di = np.diff([t_of(m.header.stamp) for m in probe.all("image")[-4:]])
+    assert np.median(dj) == pytest.approx(1 / 30, rel=0.15)
+    assert np.median(di) == pytest.approx(0.1, rel=0.1)
+
+
+def test_commanded_target_10cm_away_is_reached_within_1cm_in_5s_and_images_change(graph):
+    _, probe = graph
+    pose = probe.last("pose").pose
+    start = np.array([pose.position.x, pose.position.y, pose.position.z])
+    goal = start + np.array([0.0, 0.08, -0.06])  # 10 cm
+    image_before = np.frombuffer(bytes(probe.last("image").data), np.uint8)
+    t0 = probe.now()
+    probe.send_target(goal)
+
+    def reached():
+        for m in probe.all("pose"):
+            p = m.pose.position
+            if t_of(m.header.stamp) > t0 and np.linalg.norm([p.x - goal[0], p.y - goal[1], p.z - goal[2]]) < 0.01:
+                return t_of(m.header.stamp)
+        return None
+
+    t_reached = probe.wait(reached, timeout=15.0, what="end effector within 1 cm")
+    assert t_reached - t0 < 5.0
+    assert probe.status_after(t0)["status"] == "accepted"
+    probe.wait(lambda: t_of(probe.last("image").header.stamp) > t_reached, what="image after the move")
+    image_after = np.frombuffer(bytes(probe.last("image").data), np.uint8)
+    assert np.abs(image_after.astype(int) - image_before.astype(int)).mean() > 2.0
+
+
+@pytest.mark.parametrize(
+    "position, quaternion, status",
+    [
+        ((math.nan, 0.0, 0.3), (1.0, 0.0, 0.0, 0.0), "rejected"),
+        ((0.5, 0.0, 0.3), (0.0, 0.0, 0.0, 0.0), "rejected"),
+        ((0.5, 0.0, -0.5), (1.0, 0.0, 0.0, 0.0), "clamped"),
+        ((0.85, 0.45, 0.75), (1.0, 0.0, 0.0, 0.0), "unreachable"),
+    ],
+)
+def test_bad_targets_get_a_status_and_the_sim_keeps_running(graph, position, quaternion, status):
+    _, probe = graph
+    t0 = probe.now()
+    probe.send_target(position, quaternion)
+    body = probe.status_after(t0)
+    assert body["status"] == status, body
+    assert body["message"]
+    t1 = probe.now()
+    probe.wait(lambda: probe.now() > t1 + 0.2, what="sim time advancing")
+    pose = probe.last("pose").pose.position
+    assert all(math.isfinite(v) for v in (pose.x, pose.y, pose.z))
+
+
+def test_gripper_command_moves_fingers_and_nan_is_rejected(graph):
+    _, probe = graph
+    t0 = probe.now()
+    probe.gripper_pub.publish(GripperCommand(width=0.03, speed=0.1, grasp=False, force=0.0))
+    assert probe.status_after(t0, "gripper")["status"] == "accepted"
+    probe.wait(lambda: abs(sum(probe.last("gripper").position) - 0.03) < 0.002, what="gripper at 3 cm")
+    t1 = probe.now()
+    probe.gripper_pub.publish(GripperCommand(width=math.nan, speed=0.1))
+    assert probe.status_after(t1, "gripper")["status"] == "rejected"
+
+
+def test_render_goal_and_reset_services(graph):
+    _, probe = graph
+    assert probe.call(probe.reset_cli, ResetSim.Request(seed=30)).success  # a still arm
+    t = probe.now()
+    probe.wait(lambda: t_of(probe.last("pose").header.stamp) > t + 0.3, what="poses after the reset")
+    before = probe.last("pose").pose.position
+    req = RenderGoal.Request()
+    req.pose.position.x, req.pose.position.y, req.pose.position.z = 0.5, -0.12, 0.15
+    req.pose.orientation.x, req.pose.orientation.w = 1.0, 0.0
+    req.gripper = 1.0
+    res = probe.call(probe.goal_cli, req)
+    assert res.success, res.message
+    assert (res.image.width, res.image.height, res.image.encoding) == (256, 256, "rgb8")
+    a = res.achieved_pose.position
+    assert np.linalg.norm([a.x - 0.5, a.y + 0.12, a.z - 0.15]) < 1e-3
+    t = probe.now()
+    probe.wait(lambda: t_of(probe.last("pose").header.stamp) > t, what="a pose after the goal render")
+    after = probe.last("pose").pose.position
+    assert np.linalg.norm([after.x - before.x, after.y - before.y, after.z - before.z]) < 1e-3  # undisturbed
+    bad = RenderGoal.Request()
+    bad.pose.position.x = math.nan
+    bad.pose.orientation.w = 1.0
+    res_bad = probe.call(probe.goal_cli, bad)
+    assert not res_bad.success and "NaN" in res_bad.message
+
+    def reset_frame(seed):
+        res = probe.call(probe.reset_cli, ResetSim.Request(seed=seed))
+        assert res.success, res.message
+        t_reset = float(re.search(r"sim time ([0-9.]+) s", res.message).group(1))
+        return probe.wait(
+            lambda: next((m for m in probe.all("image") if abs(t_of(m.header.stamp) - t_reset) < 1e-6), None),
+            what="the frame published at reset",
+        )
+
+    f1, f2, f3 = reset_frame(21), reset_frame(21), reset_frame(22)
+    assert bytes(f1.data) == bytes(f2.data)  # identical seeds, identical images
+    assert bytes(f1.data) != bytes(f3.data)
+    bad_reset = ResetSim.Request(seed=3, use_start_pose=True)
+    bad_reset.start_pose.position.x = math.nan
+    res = probe.call(probe.reset_cli, bad_reset)
+    assert not res.success and "NaN" in res.message
+    t1 = probe.now()
+    probe.wait(lambda: probe.now() > t1 + 0.2, what="sim time advancing after a bad reset")
