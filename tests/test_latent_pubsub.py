@@ -45,6 +45,7 @@ PUBLISHER = textwrap.dedent(
 
 def test_latent_roundtrip_two_processes(ros_domain_id):
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
     from vjepa_interfaces.msg import Latent
 
     talker = subprocess.Popen([sys.executable, "-c", PUBLISHER])

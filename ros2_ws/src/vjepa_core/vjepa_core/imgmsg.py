@@ -93,7 +93,7 @@ def compressed_to_rgb(msg: Any) -> np.ndarray:
         with PILImage.open(io.BytesIO(data.tobytes())) as img:
             if img.width > MAX_SIDE or img.height > MAX_SIDE:
                 raise ImageConversionError(f"compressed image size {img.width}x{img.height} exceeds {MAX_SIDE} px")
-            return np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))
+            return np.array(img.convert("RGB"), dtype=np.uint8)  # a writable copy
     except ImageConversionError:
         raise
     except Exception as exc:  # PIL raises several types for corrupt data

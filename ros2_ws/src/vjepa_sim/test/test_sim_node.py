@@ -12,7 +12,6 @@ import time
 import numpy as np
 import pytest
 import rclpy  # noqa: E402  (node tests need the built workspace: `make setup`)
-import vjepa_interfaces.msg  # noqa: E402,F401
 from geometry_msgs.msg import PoseStamped  # noqa: E402
 from rclpy.context import Context  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
@@ -20,9 +19,10 @@ from rclpy.qos import ReliabilityPolicy  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, JointState  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
+
+import vjepa_interfaces.msg  # noqa: E402,F401
 from vjepa_interfaces.msg import GripperCommand  # noqa: E402
 from vjepa_interfaces.srv import RenderGoal, ResetSim  # noqa: E402
-
 from vjepa_sim.sim_node import QOS_COMMAND, QOS_POSE, QOS_STATE, SimNode  # noqa: E402
 
 DOMAIN_ID = 160 + os.getpid() % 40  # one domain per test process, away from the default 0

@@ -37,6 +37,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import String
+
 from vjepa_interfaces.msg import GripperCommand
 from vjepa_interfaces.srv import RenderGoal, ResetSim
 

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-rclpy = pytest.importorskip("rclpy", reason="rclpy is required for the recorder graph tests")
+import rclpy  # noqa: E402  (the built workspace is required: `make setup`)
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 
 from vjepa_core.pose import poses_to_diff, quat_to_euler  # noqa: E402
@@ -82,8 +81,15 @@ def test_record_build_load_equals_published(tmp_path, storage, compressed):
         g.publish(3.0)
         g.wait_published()
         want = _published_counts(g.pub)
-        h.spin_until(g.ex, lambda: g.status.latest.get("counts") == want, 10,
-                     f"recorder to acknowledge {want} (status {g.status.latest})")
+
+        def all_acknowledged() -> bool:  # reliable topics: all; best-effort pose: a rare drop is transport's
+            got = g.status.latest.get("counts", {})
+            return (all(got.get(t) == n for t, n in want.items() if t != h.POSE_TOPIC)
+                    and got.get(h.POSE_TOPIC, 0) >= 0.97 * want[h.POSE_TOPIC])
+
+        h.spin_until(g.ex, all_acknowledged, 10, f"recorder to acknowledge {want} (status {g.status.latest})")
+        time.sleep(0.3)
+        g.ex.spin_once(timeout_sec=0.6)
         resp = h.call_trigger(g.ex, g.node, "/recorder_node/stop_episode")
         assert resp.success and resp.message == str(bag)
         again = h.call_trigger(g.ex, g.node, "/recorder_node/stop_episode")
@@ -94,14 +100,19 @@ def test_record_build_load_equals_published(tmp_path, storage, compressed):
     assert "subscribed /franka_robot_state_broadcaster/current_pose" in out and "best_effort" in out
     side = json.loads((bag / "episode.json").read_text())
     assert side["task"] == "stack the red cube" and side["complete"] and side["stop_reason"] == "service"
-    assert side["counts"] == want
+    assert {t: n for t, n in side["counts"].items() if t != h.POSE_TOPIC} == {
+        t: n for t, n in want.items() if t != h.POSE_TOPIC}
+    with BagReader(bag) as r:  # the pose stamps the recorder received (all, unless best-effort dropped one)
+        recorded_pose_ns = np.array(sorted(
+            stamp_ns(r.deserialize(raw, "geometry_msgs/msg/PoseStamped")) for _, _, raw in r.messages([h.POSE_TOPIC])))
+    assert set(recorded_pose_ns.tolist()) <= set(g.pub.log["pose"])
     # Bag -> dataset -> values equal what was published.
     summary = build_dataset([bag], tmp_path / "ds", BuildConfig(image_size=32), progress=False)
     assert summary["episodes"] == 1 and summary["skipped"] == []
     ix = DatasetIndex(tmp_path / "ds")
     assert ix.episodes[0]["task"] == "stack the red cube"
     log = g.pub.log
-    pose_ns = np.array(sorted(log["pose"]))
+    pose_ns = recorded_pose_ns
     grip_ns = np.array(sorted(log["gripper"]))
     stamps = np.asarray(ix.episode_rows(0, "stamps"))
     frames = np.asarray(ix.episode_rows(0, "frames"))

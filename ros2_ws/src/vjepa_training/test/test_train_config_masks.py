@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from vjepa_training.train.config import (
     MaskBlockConfig,
     OptimConfig,
@@ -121,3 +122,21 @@ def test_schedules_warmup_constant_cooldown():
     assert learning_rate(cos, 50) == pytest.approx(0.5) and math.isclose(learning_rate(cos, 100), 0.0, abs_tol=1e-12)
     with pytest.raises(TrainConfigError):
         from_dict(OptimConfig, {"total_steps": 10, "warmup_steps": 8, "cooldown_steps": 5})
+
+
+def test_activation_checkpointing_keeps_names_and_gradients():
+    from vjepa_core.models import build_encoder
+    from vjepa_training.train.common import CheckpointedBlock, enable_activation_checkpointing
+
+    cfg = {"img_size": 32, "patch_size": 16, "num_frames": 2, "embed_dim": 32, "depth": 2, "num_heads": 2}
+    torch.manual_seed(0)
+    a = build_encoder(cfg).train()
+    b = build_encoder(cfg).train()
+    b.load_state_dict(a.state_dict())
+    assert enable_activation_checkpointing(b) == 2 and isinstance(b.blocks[0], CheckpointedBlock)
+    assert list(a.state_dict()) == list(b.state_dict())
+    x = torch.randn(2, 3, 2, 32, 32)
+    a(x).square().mean().backward()
+    b(x).square().mean().backward()
+    for (n, p), q in zip(a.named_parameters(), b.parameters()):
+        assert torch.allclose(p.grad, q.grad, atol=1e-6), n

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from vjepa_core.checkpoint import load_official
 from vjepa_training.train.config import PretrainConfig, load_config
 from vjepa_training.train.pretrain import main as pretrain
@@ -84,6 +85,17 @@ def test_pretrain_learns_logs_and_checkpoints(data, tmp_path):
         task.trainable.predictor.eval()
         assert torch.equal(pred(ctx, masks.enc[0], masks.pred[0]),
                            task.trainable.predictor(ctx, masks.enc[0], masks.pred[0]))
+    # The pipeline to post-training: `vjepa-dataset encode` with RUN/encoder.json makes the cache that
+    # posttrain's `data.latents: auto` picks for this encoder checkpoint.
+    from vjepa_training.dataset_cli import main as dataset_cli
+    from vjepa_training.train.config import PosttrainConfig
+    from vjepa_training.train.posttrain import resolve_latents
+
+    assert dataset_cli(["encode", str(data / "shards"), "--checkpoint", str(run / "latest.pt"), "--encoder",
+                        str(run / "encoder.json"), "--encoder-key", "target_encoder", "--quiet"]) in (0, None)
+    post = load_config(CONFIG.with_name("posttrain_tiny.yaml"), PosttrainConfig, [
+        f"model.encoder={cfg.model.encoder}", f"model.encoder_checkpoint={run / 'latest.pt'}"])
+    assert resolve_latents(post, str(data / "shards")) is not None
     # Plots.
     assert cli(["plot", str(run)]) == 0
     pngs = sorted(p.name for p in (run / "plots").glob("*.png"))
@@ -100,7 +112,8 @@ def _env() -> dict[str, str]:
 
 
 def test_kill_and_resume_matches_uninterrupted_run(data, tmp_path):
-    common = ["optim.total_steps=40", "optim.warmup_steps=4", "log.every_steps=1", "checkpoint.every_steps=2"]
+    common = ["optim.total_steps=40", "optim.warmup_steps=4", "optim.cooldown_steps=0", "log.every_steps=1",
+              "checkpoint.every_steps=2"]
     # Uninterrupted reference: 12 steps in one go.
     ref = tmp_path / "ref"
     pretrain(load_config(CONFIG, PretrainConfig, overrides(data, ref, "max_steps=12", *common)))
@@ -140,9 +153,11 @@ def test_kill_and_resume_matches_uninterrupted_run(data, tmp_path):
     assert [r["loss"] for r in ra] == [r["loss"] for r in rb]
 
 
-def test_torchrun_two_processes_equal_one_process(data, tmp_path):
-    """2 processes x batch 2 (DDP, gloo) == 1 process x batch 2 x 2 accumulation steps (same global batch)."""
-    common = ["max_steps=3", "optim.total_steps=40", "optim.warmup_steps=2", "data.batch_size=2",
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_torchrun_two_processes_equal_one_process(data, tmp_path, strategy):
+    """2 processes x batch 2 (gloo; DDP or FSDP2) == 1 process x batch 2 x 2 accumulation steps."""
+    common = [f"dist.strategy={strategy}", "model.predictor.num_mask_tokens=4", "max_steps=3", "optim.total_steps=40", "optim.warmup_steps=2", "optim.cooldown_steps=0",
+              "data.batch_size=2",
               "log.every_steps=1", "checkpoint.every_steps=2"]
     ddp = tmp_path / "ddp"
     sets = [a for ov in overrides(data, ddp, *common) for a in ("--set", ov)]

@@ -64,7 +64,7 @@ class TorchBackend(InferenceBackend):
         self._enc_graphs: dict[tuple[int, int, int], nn.Module] = {}
         self._pred_graphs: dict[int, nn.Module] = {}
         self.stepper = ACStepper(self.predictor) if self.predictor is not None else None
-        self._step_fn = self.stepper.step
+        self._step_fn = self.stepper.step if self.stepper is not None else None
         if self.compile and self.stepper is not None:
             self._step_fn = torch.compile(self.stepper.step, dynamic=False)
 

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
+
 from vjepa_core.checkpoint import clean_key, load_state_dict_strict, read_checkpoint
 from vjepa_core.models.modules import Block
 

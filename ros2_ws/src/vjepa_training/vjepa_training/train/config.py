@@ -414,7 +414,8 @@ def from_dict(cls: type, d: Any, where: str = "config") -> Any:
     try:
         return cls(**kwargs)
     except TrainConfigError as e:
-        raise TrainConfigError(f"{where}: {e}") from None
+        msg = str(e)
+        raise TrainConfigError(msg if msg.startswith(where) else f"{where}: {msg}") from None
 
 
 def to_dict(cfg: Any) -> Any:

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+
 from vjepa_core.checkpoint import model_id
 from vjepa_core.models import build_ac_predictor, build_encoder
 
@@ -105,6 +106,8 @@ class PosttrainTask(Task):
         predictor = build_ac_predictor(pred_cfg)
         if cfg.model.init_from:
             load_init(cfg.model.init_from, {"predictor": predictor})
+        if not pred_cfg.use_extrinsics:
+            predictor.extrinsics_encoder.requires_grad_(False)  # unused: kept in the state dict, not trained
         if cfg.model.activation_checkpointing:
             enable_activation_checkpointing(predictor)
         self.encoder = encoder.requires_grad_(False).eval().to(dev)

@@ -10,12 +10,14 @@ generators. After each optimizer step the target encoder follows the context enc
 from __future__ import annotations
 
 import copy
+import json
 import logging
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
 from vjepa_core.checkpoint import clean_key
 from vjepa_core.models import build_encoder, build_pretrain_predictor
 
@@ -89,6 +91,8 @@ class PretrainTask(Task):
         if cfg.model.init_from:
             load_init(cfg.model.init_from, {"encoder": encoder, "target_encoder": target, "predictor": predictor})
             log.info("initialised from %s", cfg.model.init_from)
+        for tok in list(predictor.mask_tokens)[len(cfg.masks):]:
+            tok.requires_grad_(False)  # one mask token per generator; the rest stay (released layout) unused
         if cfg.model.activation_checkpointing:
             enable_activation_checkpointing(encoder)
             enable_activation_checkpointing(predictor)
@@ -106,6 +110,8 @@ class PretrainTask(Task):
         grid = (cfg.data.num_frames // enc_cfg.tubelet_size, cfg.data.img_size // enc_cfg.patch_size,
                 cfg.data.img_size // enc_cfg.patch_size)
         self.masks = MultiBlockMasks(cfg.masks, grid, seed=cfg.seed)
+        if self.ctx.world.is_main:  # for `vjepa-dataset encode --encoder RUN/encoder.json`
+            (self.ctx.run_dir / "encoder.json").write_text(json.dumps({"encoder": enc_cfg.to_dict()}, indent=1))
         n = sum(p.numel() for p in self.trainable.parameters())
         log.info("pretrain: encoder %s + predictor %s, %.2fM trainable parameters, token grid %s",
                  enc_cfg.embed_dim, pred_cfg.predictor_embed_dim, n / 1e6, grid)

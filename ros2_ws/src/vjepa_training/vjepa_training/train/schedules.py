@@ -37,7 +37,8 @@ def learning_rate(cfg: OptimConfig, step: int) -> float:
 def weight_decay(cfg: OptimConfig, step: int) -> float:
     """Weight decay at ``step``: cosine ``weight_decay -> final_weight_decay`` over ``total_steps``."""
     progress = min(max(step, 0), cfg.total_steps) / cfg.total_steps
-    return cfg.final_weight_decay + 0.5 * (cfg.weight_decay - cfg.final_weight_decay) * (1 + math.cos(math.pi * progress))
+    span = cfg.weight_decay - cfg.final_weight_decay
+    return cfg.final_weight_decay + 0.5 * span * (1 + math.cos(math.pi * progress))
 
 
 def ema_momentum(cfg: OptimConfig, step: int) -> float:

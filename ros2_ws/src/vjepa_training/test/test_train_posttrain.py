@@ -1,0 +1,116 @@
+"""V-JEPA 2-AC post-training on CPU: cached latents from the data package, loss, rollout semantics, DDP."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from vjepa_core.checkpoint import load_official, save
+from vjepa_core.config import EncoderConfig
+from vjepa_core.models import build_ac_predictor, build_encoder
+from vjepa_training.data.latents import encode_dataset, encoder_from_checkpoint
+from vjepa_training.train.config import PosttrainConfig, load_config
+from vjepa_training.train.posttrain import ACNet, resolve_latents
+from vjepa_training.train.posttrain import main as posttrain
+from vjepa_training.train.synthetic import write_shard_dataset
+
+CONFIG = Path(__file__).resolve().parents[4] / "config" / "train" / "posttrain_tiny.yaml"
+ENC = {"img_size": 64, "patch_size": 16, "num_frames": 4, "tubelet_size": 2, "embed_dim": 48, "depth": 2,
+       "num_heads": 3, "mlp_ratio": 4.0}
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A shard dataset (data package's ShardWriter), a frozen tiny encoder checkpoint, and its latent cache."""
+    root = tmp_path_factory.mktemp("posttrain")
+    data = write_shard_dataset(root / "shards", n_episodes=4, n_frames=20, size=64)
+    torch.manual_seed(0)
+    enc_ckpt = save(root / "encoder.pt", build_encoder(EncoderConfig.from_dict(ENC)))
+    fn, mid = encoder_from_checkpoint(enc_ckpt, ENC, encoder_key="target_encoder")
+    encode_dataset(data, fn, mid, batch_size=16, progress=False)
+    return data, enc_ckpt
+
+
+def overrides(data: Path, enc: Path, out: Path, *extra: str) -> list[str]:
+    return [f"data.sources=[{{kind: shards, path: {data}}}]", f"model.encoder_checkpoint={enc}", f"out={out}",
+            f"model.encoder={ENC}", "threads=1", "log.progress_bar=false", "log.tensorboard=false", *extra]
+
+
+def losses(run: Path) -> list[float]:
+    with open(run / "metrics.csv", newline="") as f:
+        return [float(r["loss"]) for r in csv.DictReader(f)]
+
+
+def test_posttrain_on_cached_latents_learns(setup, tmp_path):
+    data, enc = setup
+    run = tmp_path / "run"
+    cfg = load_config(CONFIG, PosttrainConfig, overrides(
+        data, enc, run, "max_steps=40", "optim.total_steps=40", "optim.warmup_steps=4", "optim.cooldown_steps=0",
+        "optim.lr=2e-3", "log.every_steps=4", "checkpoint.every_steps=20"))
+    assert resolve_latents(cfg, str(data)) is not None  # the cache of this encoder is found and used
+    summary = posttrain(cfg)
+    ls = losses(run)
+    assert len(ls) == 10 and ls[-1] < 0.5 * ls[0], ls
+    # Released AC layout: encoder (the frozen one) + predictor, loadable strictly.
+    enc_m, pred = load_official(run / "latest.pt", ENC, cfg.model.predictor_config())
+    task = summary["task"]
+    tok = torch.randn(2, 3 * 16, 48)
+    act, st = torch.randn(2, 3, 7), torch.randn(2, 3, 7)
+    task.trainable.predictor.eval()
+    with torch.no_grad():
+        assert torch.equal(pred(tok, act, st), task.trainable.predictor(tok, act, st))
+    frozen, _ = load_official(enc, ENC)
+    assert all(torch.equal(a, b) for a, b in zip(enc_m.state_dict().values(), frozen.state_dict().values()))
+    # The same run encoding frames on the fly gives the same first losses (cache is float16).
+    live = tmp_path / "live"
+    posttrain(load_config(CONFIG, PosttrainConfig, overrides(
+        data, enc, live, "max_steps=8", "optim.total_steps=40", "optim.warmup_steps=4", "optim.cooldown_steps=0",
+        "optim.lr=2e-3", "log.every_steps=4", "data.latents=null")))
+    assert losses(live) == pytest.approx(ls[:2], rel=2e-2)
+
+
+def test_acnet_teacher_forcing_and_rollout():
+    cfg = {"img_size": 32, "patch_size": 16, "num_frames": 8, "tubelet_size": 2, "embed_dim": 16,
+           "predictor_embed_dim": 32, "depth": 1, "num_heads": 2}
+    torch.manual_seed(0)
+    net = ACNet(build_ac_predictor(cfg), tokens_per_frame=4, auto_steps=2, normalize=True)
+    h = torch.randn(2, 4 * 4, 16)  # T=4 frames of 4 tokens
+    a, s = torch.randn(2, 3, 7), torch.randn(2, 4, 7)
+    z_tf, z_ar = net(h, a, s)
+    assert z_tf.shape == (2, 12, 16) and z_ar.shape == (2, 8, 16)
+    assert torch.equal(z_ar[:, :4], z_tf[:, :4])  # rollout starts from the teacher-forced ẑ_2
+    # ẑ_3 of the rollout is the predictor on [z_1, ẑ_2] with the first two actions and states.
+    step = net._step(torch.cat([h[:, :4], z_tf[:, :4]], 1), a[:, :2], s[:, :2])[:, -4:]
+    assert torch.allclose(z_ar[:, 4:], step)
+    # Block-causal: the prediction of frame 2 does not change when later frames change.
+    h2 = h.clone()
+    h2[:, 8:] += 1.0
+    assert torch.allclose(net(h2, a, s)[0][:, :4], z_tf[:, :4], atol=1e-6)
+
+
+def test_torchrun_posttrain_two_processes(setup, tmp_path):
+    data, enc = setup
+    common = ["max_steps=3", "optim.total_steps=40", "optim.warmup_steps=2", "optim.cooldown_steps=0",
+              "data.batch_size=2", "log.every_steps=1", "checkpoint.every_steps=2"]
+    ddp = tmp_path / "ddp"
+    sets = [a for ov in overrides(data, enc, ddp, *common) for a in ("--set", ov)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          "-m", "vjepa_training.train_cli", "posttrain", "--config", str(CONFIG), *sets],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-4000:]
+    assert sorted(p.name for p in ddp.iterdir() if p.suffix == ".pt") == ["latest.pt"]  # rank 0 wrote it
+    single = tmp_path / "single"
+    posttrain(load_config(CONFIG, PosttrainConfig, overrides(data, enc, single, *common,
+                                                             "optim.accumulation_steps=2")))
+    a = torch.load(ddp / "latest.pt", weights_only=True)
+    b = torch.load(single / "latest.pt", weights_only=True)
+    assert a["world_size"] == 2 and a["step"] == 3
+    assert max(float((a["predictor"][k] - b["predictor"][k]).abs().max()) for k in a["predictor"]) < 1e-6
+    assert losses(ddp) == pytest.approx(losses(single), abs=1e-6)
