@@ -159,6 +159,9 @@ def _register_builtin() -> None:
     register("goal", "render a goal image (PNG) with the arm at an end-effector pose", _goal_arguments, _goal_run)
     register("explore", "run seeded scripted exploration episodes and save .npz files",
              _explore_arguments, _explore_run)
+    from .pipeline import register_pipeline  # collect | build | pretrain | posttrain | export | eval | demo
+
+    register_pipeline(register)
 
 
 _register_builtin()

@@ -156,7 +156,8 @@ def test_kill_and_resume_matches_uninterrupted_run(data, tmp_path):
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
 def test_torchrun_two_processes_equal_one_process(data, tmp_path, strategy):
     """2 processes x batch 2 (gloo; DDP or FSDP2) == 1 process x batch 2 x 2 accumulation steps."""
-    common = [f"dist.strategy={strategy}", "model.predictor.num_mask_tokens=4", "max_steps=3", "optim.total_steps=40", "optim.warmup_steps=2", "optim.cooldown_steps=0",
+    common = [f"dist.strategy={strategy}", "model.predictor.num_mask_tokens=4", "max_steps=3",
+              "optim.total_steps=40", "optim.warmup_steps=2", "optim.cooldown_steps=0",
               "data.batch_size=2",
               "log.every_steps=1", "checkpoint.every_steps=2"]
     ddp = tmp_path / "ddp"

@@ -5,7 +5,9 @@ KV cache, precomputed RoPE, cache-sized chunks, optional ``torch.compile``; or a
 with ``--compare-reference``, side by side a straightforward re-implementation of the reference loop
 (whole-sequence recompute per horizon step, CPU numpy pose updates, all samples in one call), with the same
 CEM settings and seed, so plan quality is compared too. ``vjepa-bench encoder`` times per-frame encoding
-(``ms_per_frame_median``, ``frames_per_s``). Both record the device name.
+(``ms_per_frame_median``, ``frames_per_s``). Both record the device name. ``vjepa-bench landscape`` sweeps a
+dx/dy/dz action grid on a real (frame, next frame, state) transition, writes the energy heat map (PNG) and
+reports the grid argmin against the true action (:mod:`vjepa_core.planning.landscape`).
 """
 
 from __future__ import annotations
@@ -23,18 +25,25 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-__all__ = ["ReferenceRollout", "load_bench_config", "main", "run_encoder_bench", "run_planner_bench"]
+__all__ = ["ReferenceRollout", "load_bench_config", "main", "run_encoder_bench", "run_landscape", "run_planner_bench"]
 
 _FIXTURES_TINY = Path("shared/fixtures/parity_tiny_a")
+_FIXTURES_TRAJ = Path("shared/fixtures/franka_example_traj.npz")
+
+
+def _find_fixture(rel: Path) -> Path | None:
+    """A shared fixture, searched upward from the CWD and this file."""
+    for base in [Path.cwd(), *Path.cwd().parents, *Path(__file__).resolve().parents]:
+        cand = base / rel
+        if cand.exists():
+            return cand
+    return None
 
 
 def _find_tiny() -> Path | None:
     """The shared tiny fixture directory, searched upward from the CWD and this file."""
-    for base in [Path.cwd(), *Path.cwd().parents, *Path(__file__).resolve().parents]:
-        cand = base / _FIXTURES_TINY
-        if cand.is_dir():
-            return cand
-    return None
+    d = _find_fixture(_FIXTURES_TINY)
+    return d if d is not None and d.is_dir() else None
 
 
 def load_bench_config(spec: str) -> tuple[dict, Path | None]:
@@ -249,6 +258,69 @@ def run_encoder_bench(config: str = "tiny", backend: str = "torch", repeats: int
             "ms_per_frame_median": med, "frames_per_s": 1e3 / med, "repeats": repeats, **_device_info(dev)}
 
 
+def run_landscape(checkpoint: str | None, config: str = "", traj: str | None = None, grid: int = 9,
+                  range_m: float = 0.075, episode: int = 0, step: int = 0, sweep_z: bool = True,
+                  fill: str = "zero", backend: str = "torch", device: str = "cpu", export_dir: str | None = None,
+                  png: Path | None = None) -> dict:
+    """Energy landscape of ``checkpoint`` on step ``step`` of episode ``episode`` of a trajectory ``.npz``
+    (``observations [E, T, H, W, 3]`` uint8, ``states [E, T, 7]``; default the shared
+    ``franka_example_traj.npz``). ``config``: a preset, a JSON file with ``encoder``/``predictor`` dicts, ``tiny``
+    (the shared tiny fixture, checkpoint included) or empty (configs embedded in our checkpoints)."""
+    import numpy as np
+
+    from ..loading import load_world_model
+    from ..planning.landscape import energy_landscape, plot_landscape
+
+    if config == "tiny":
+        d = _find_tiny()
+        if d is None:
+            raise ValueError("config 'tiny' needs shared/fixtures/parity_tiny_a (run from the repo root)")
+        config, checkpoint = str(d / "config.json"), checkpoint or str(d / "checkpoint.pt")
+    if not checkpoint:
+        raise ValueError("--checkpoint is required (a released V-JEPA 2-AC .pt or one of ours)")
+    if traj is None:
+        found = _find_fixture(_FIXTURES_TRAJ)
+        if found is None:
+            raise ValueError("no --traj given and shared/fixtures/franka_example_traj.npz not found")
+        traj = str(found)
+    try:
+        with np.load(traj) as data:
+            obs, states = data["observations"], data["states"]
+    except (OSError, KeyError, ValueError) as exc:
+        raise ValueError(f"cannot read a trajectory (observations, states) from {traj}: {exc}") from exc
+    if obs.ndim != 5 or states.ndim != 3 or obs.shape[:2] != states.shape[:2] or states.shape[-1] != 7:
+        raise ValueError(f"{traj}: expected observations [E,T,H,W,3] and states [E,T,7], got "
+                         f"{obs.shape} and {states.shape}")
+    if not (0 <= episode < obs.shape[0]) or not (0 <= step < obs.shape[1] - 1):
+        raise ValueError(f"{traj} has {obs.shape[0]} episode(s) of {obs.shape[1]} frames: episode {episode}, "
+                         f"step {step} (needs step + 1 < {obs.shape[1]}) is out of range")
+    loaded = load_world_model(checkpoint, config, backend=backend, device=device, export_dir=export_dir)
+    res = energy_landscape(loaded.world_model, obs[episode, step], obs[episode, step + 1], states[episode, step],
+                           states[episode, step + 1], grid=grid, range_m=range_m, sweep_z=sweep_z, fill=fill)
+    rec = {"benchmark": "landscape", "checkpoint": str(checkpoint), "config": config, "traj": str(traj),
+           "episode": episode, "step": step, "backend": backend, "predictor_id": loaded.predictor_id,
+           **_device_info(torch.device(device)), **res.to_dict()}
+    if png is not None:
+        rec["png"] = str(plot_landscape(res, png, title=f"{loaded.predictor_id} on {Path(traj).name} "
+                                                        f"ep {episode} step {step}"))
+    return rec
+
+
+def _landscape_line(rec: dict) -> str:
+    a, t = rec["argmin_action"], rec["true_action"]
+    line = (f"landscape: {rec['num_actions']} actions ({rec['grid']} per axis, +-{rec['range_m']} m) in "
+            f"{rec['seconds'] * 1e3:.0f} ms; argmin ({a[0]:+.3f}, {a[1]:+.3f}, {a[2]:+.3f}) m, energy "
+            f"{rec['argmin_energy']:.4f}")
+    if t is not None:
+        outside = "" if rec["true_in_range"] else "; true action outside the grid"
+        line += (f"; true action ({t[0]:+.3f}, {t[1]:+.3f}, {t[2]:+.3f}) m, energy {rec['true_energy']:.4f}; "
+                 f"argmin error {rec['error_m'] * 100:.1f} cm (best the grid allows "
+                 f"{rec['nearest_grid_error_m'] * 100:.1f} cm{outside})")
+    if rec.get("png"):
+        line += f"; heat map {rec['png']}"
+    return line
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="vjepa-bench", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -272,6 +344,26 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--compare-reference", action="store_true", help="also time the reference loop")
     pl.add_argument("--ablation", action="store_true", help="also time without chunking / without KV cache")
     sub.choices["encoder"].add_argument("--batch", type=int, default=1)
+    la = sub.add_parser("landscape", help="energy heat map over a dx/dy/dz grid vs the true action")
+    la.add_argument("--checkpoint", default=None, help="V-JEPA 2-AC checkpoint (.pt) with encoder and predictor")
+    la.add_argument("--config", default="",
+                    help="preset, JSON with encoder/predictor dicts, 'tiny' (shared fixture), or empty (embedded)")
+    la.add_argument("--traj", default=None, help="npz with observations [E,T,H,W,3] uint8 and states [E,T,7] "
+                                                 "(default: shared/fixtures/franka_example_traj.npz)")
+    la.add_argument("--episode", type=int, default=0)
+    la.add_argument("--step", type=int, default=0, help="frame index t: transition t -> t+1")
+    la.add_argument("--grid", type=int, default=9, help="points per axis")
+    la.add_argument("--range", type=float, default=0.075, dest="range_m", help="sweep +-RANGE metres per axis")
+    la.add_argument("--no-z", action="store_true", help="sweep dx/dy only (dz fixed at the true dz)")
+    la.add_argument("--fill", default="zero", choices=["zero", "true"],
+                    help="rotation/gripper deltas of grid actions: zero (reference notebook) or the true action's")
+    la.add_argument("--backend", default="torch", choices=["torch", "onnxruntime", "onnxruntime-cuda",
+                                                           "onnxruntime-trt", "tensorrt"])
+    la.add_argument("--onnx-dir", default=None, help="export directory for non-torch backends")
+    la.add_argument("--device", default="cpu")
+    la.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    la.add_argument("--png", type=Path, default=None, help="write the heat map here")
+    la.add_argument("--json", type=Path, default=None, help="write the record here")
     return ap
 
 
@@ -281,7 +373,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        if args.cmd == "planner":
+        if args.cmd == "landscape":
+            rec = run_landscape(args.checkpoint, args.config, args.traj, args.grid, args.range_m, args.episode,
+                                args.step, not args.no_z, args.fill, args.backend, args.device, args.onnx_dir,
+                                args.png)
+            line = _landscape_line(rec)
+        elif args.cmd == "planner":
             if args.backend == "tensorrt":
                 raise SystemExit("error: the planner benchmark supports torch and onnxruntime* backends")
             rec = run_planner_bench(args.config, args.samples, args.iterations, args.topk, args.horizon,
