@@ -20,6 +20,10 @@ IMPORT_TO_DEP = {
     "PIL": "python3-pil", "safetensors": "python3-safetensors", "h5py": "python3-h5py", "av": "python3-av",
     "tensorrt": None, "catkin_pkg": "python3-catkin-pkg", "ament_index_python": "ament_index_python",
     "pybullet_data": "python3-pybullet", "tensorboard": "python3-tensorboard", "imageio": "python3-imageio",
+    "lz4": "python3-lz4",
+    # optional, imported lazily where used and documented there:
+    "franka_msgs": None, "control_msgs": None,        # lab gripper adapters (franka_ros2 / ros2_control)
+    "compression": None, "backports": None,          # zstd: Python 3.14 stdlib or its backport (rosbags dep)
 }
 OPTIONAL = {"tensorrt", "onnxruntime", "onnx", "matplotlib", "tensorboard", "av", "h5py", "imageio", "PIL"}
 

@@ -35,7 +35,7 @@ def build(settings: Settings, quiet: bool = False) -> dict:
     if not manifest_path.is_file():
         raise ValueError(f"no collected episodes in {bags} (run `vjepa-sim collect` first)")
     manifest = json.loads(manifest_path.read_text())["episodes"]
-    inputs = [manifest[k]["bag"] for k in sorted(manifest, key=int)]
+    inputs = [str(bags / manifest[k]["bag"]) for k in sorted(manifest, key=int)]
     if not inputs:
         raise ValueError(f"{manifest_path} lists no episodes")
     out = settings.dataset

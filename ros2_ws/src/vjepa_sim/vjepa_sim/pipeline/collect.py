@@ -3,7 +3,8 @@
 Everything goes through the real ROS 2 graph: sim_node (``autopilot: explore``) and recorder_node run as
 their own processes; this process only calls services: for each episode ``/sim_node/reset`` (scene seed
 ``seed + i``), ``/recorder_node/start_episode``, wait ``episode_seconds`` of sim time (``/clock``), then
-``/recorder_node/stop_episode``. ``collect.json`` in the bag directory lists finished episodes; a rerun keeps
+``/recorder_node/stop_episode``. ``collect.json`` in the bag directory lists finished episodes (bag names
+relative to it, so the directory can move); a rerun keeps
 them and records only the missing ones (a half-written bag of an interrupted episode is removed and redone).
 """
 
@@ -66,10 +67,10 @@ def collect(settings: Settings, episodes: int, episode_seconds: float, out: Path
     manifest = _manifest(out)
     done = manifest["episodes"]
     for key, entry in list(done.items()):  # a bag that vanished is recorded again
-        if not (Path(entry["bag"]) / "metadata.yaml").is_file():
+        if not (out / entry["bag"] / "metadata.yaml").is_file():
             del done[key]
     todo = [i for i in range(episodes) if str(i) not in done]
-    known = {Path(e["bag"]).name for e in done.values()}
+    known = {e["bag"] for e in done.values()}
     for d in out.glob("episode_*"):  # half-written bags of an interrupted run
         if d.is_dir() and d.name not in known:
             shutil.rmtree(d)
@@ -130,7 +131,7 @@ def collect(settings: Settings, episodes: int, episode_seconds: float, out: Path
                 res = call(ex, stop, Trigger.Request(), "stop_episode", graph=graph)
                 if not res.success:
                     raise RuntimeError(f"recorder stop_episode failed: {res.message}")
-                done[str(i)] = {"bag": bag, "seed": int(c["seed"]) + i, "sim_seconds": episode_seconds}
+                done[str(i)] = {"bag": Path(bag).name, "seed": int(c["seed"]) + i, "sim_seconds": episode_seconds}
                 _save_manifest(out, manifest)
                 print(f"collect: episode {i} ({n + 1}/{len(todo)}) -> {Path(bag).name} "
                       f"in {time.monotonic() - t0:.1f} s", flush=True)

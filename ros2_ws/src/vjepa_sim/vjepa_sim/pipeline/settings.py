@@ -24,7 +24,7 @@ from .graph import repo_root
 __all__ = ["DEFAULTS", "Settings", "add_common_arguments", "load_settings"]
 
 DEFAULTS: dict[str, Any] = {
-    "workdir": "data/sim_pipeline",
+    "workdir": "runs/sim_pipeline",
     "sim_params": ["config/sim.yaml", "config/sim_pipeline/sim.yaml"],
     "collect": {"episodes": 100, "seed": 1000, "episode_seconds": 40.0, "real_time_factor": 0.0,
                 "explore_control_rate_hz": 2.5, "explore_max_delta": 0.05},
@@ -127,4 +127,4 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pipeline", metavar="YAML", default=None,
                         help="pipeline settings (default config/sim_pipeline/pipeline.yaml)")
     parser.add_argument("--workdir", metavar="DIR", default=None,
-                        help="stage outputs directory (default: the settings' workdir, data/sim_pipeline)")
+                        help="stage outputs directory (default: the settings' workdir, runs/sim_pipeline)")
