@@ -35,6 +35,8 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PY="$VENV/bin/python"
 PIP=("$PY" -m pip --disable-pip-version-check -q)
+# Some machines configure file:// extra indexes that do not exist; pip warns once per package. Keep errors only.
+pip_quiet() { "${PIP[@]}" "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 
 # 2. Python dependencies ---------------------------------------------------------------------------------------
 req_files=(requirements/python.txt requirements/dev.txt)
@@ -43,10 +45,10 @@ deps_hash="$(hash_of "${req_files[@]}")-$ROS_MODE"
 if [ "$(cat "$VENV/.stamp-deps" 2>/dev/null)" != "$deps_hash" ]; then
   log "installing pinned Python dependencies (first time: a few minutes)"
   # torch first and alone, so nothing can pull a CUDA build through a range.
-  "${PIP[@]}" install "torch==2.13.0"
+  pip_quiet install "torch==2.13.0"
   args=()
   for f in "${req_files[@]}"; do args+=(-r "$f"); done
-  "${PIP[@]}" install "${args[@]}"
+  pip_quiet install "${args[@]}"
   echo "$deps_hash" > "$VENV/.stamp-deps"
 else
   log "Python dependencies up to date"
@@ -72,7 +74,8 @@ if [ "$(cat "$VENV/.stamp-build" 2>/dev/null)" != "$src_hash-$ROS_MODE" ] || [ !
       --cmake-args -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$PY" --event-handlers console_cohesion- summary+)
   # 5. editable installs: console scripts (vjepa-export, vjepa-sim, ...) on the venv PATH, imports without sourcing.
   for pkg in vjepa_core vjepa_perception vjepa_planner vjepa_sim vjepa_training; do
-    "${PIP[@]}" install --no-deps --no-build-isolation -e "ros2_ws/src/$pkg"
+    pip_quiet install --no-deps --no-build-isolation -e "ros2_ws/src/$pkg" 2>/dev/null \
+      || "${PIP[@]}" install --no-deps --no-build-isolation -e "ros2_ws/src/$pkg"
   done
   echo "$src_hash-$ROS_MODE" > "$VENV/.stamp-build"
 else

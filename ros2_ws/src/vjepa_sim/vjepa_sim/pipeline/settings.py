@@ -5,6 +5,7 @@ default). Stage outputs live under ``workdir``::
 
     workdir/bags/            collect: one rosbag2 (mcap) directory per episode + collect.json
     workdir/dataset/         build: vjepa-dataset shards (+ latents/<model id>/ after posttrain)
+    workdir/dataset_heldout/ build: the held-out episodes (action-inference metric)
     workdir/pretrain/        pretrain: vjepa-train run (latest.pt, encoder.json, metrics.csv)
     workdir/posttrain/       posttrain: vjepa-train run
     workdir/model/           export: the deployable model (checkpoint + config.json + onnx/ + model.json)
@@ -77,6 +78,10 @@ class Settings:
     @property
     def dataset(self) -> Path:
         return self.workdir / "dataset"
+
+    @property
+    def heldout_dataset(self) -> Path:
+        return self.workdir / "dataset_heldout"
 
     @property
     def pretrain_run(self) -> Path:

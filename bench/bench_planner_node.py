@@ -1,0 +1,318 @@
+"""Planner benchmark (issue 6): per-step planning latency inside planner_node, read from PlanStatus.planning_time.
+
+    .venv/bin/python bench/bench_planner_node.py [--steps 25] [--threads 1] \
+        [--settings 800x10x1 100x5x1] [--out bench/results/planner_node.json]
+
+A real ROS 2 graph over Fast DDS on ROS_DOMAIN_ID 232 (localhost discovery; the test suites use 1-100 and
+160-229): planner_node runs as its own process (``python -m vjepa_planner.planner_node --ros-args ...``) with the
+tiny shared AC predictor (fixtures/parity_tiny_a: width 64, depth 2, 16 tokens per frame) on the CPU, torch
+backend, ``robot:=sim``, no gripper. This process plays the rest of the robot:
+
+- a fake arm that moves instantly to each commanded target (subscribes to the target topic, republishes the
+  target as ``current_pose`` at 50 Hz, best effort, freshly stamped, plus the finger joint states);
+- a 30 Hz stream of fabricated, layer-normed latents (random [1, 4, 4, 96] grids, freshly stamped, one model id)
+  standing in for encoder_node, so the numbers are the planner's alone;
+- one goal latent on ``/vjepa/goal_latent`` to start the episode.
+
+The node plans ``--steps`` steps (its step budget), each: CEM plan + command + settle + a newer latent. Every
+``PlanStatus`` with state EXECUTING carries ``planning_time`` (the CEM plan plus the two energy evaluations the
+node reports, measured inside the node). Rows: CEM 800 samples x 10 iterations, horizon 1 (the paper) and a
+smaller setting. The first plan of each row (allocator warm-up) is reported separately and left out of the
+percentiles; with 25 steps the p99 is close to the maximum. ``cycle`` is the time between two consecutive
+commands (planning + transport + settle + waiting for a newer latent). For comparison each row also times the same
+CEM plan without ROS (``vjepa-bench planner``, same predictor, eager torch, same thread count, median of 3).
+
+Writes bench/results/planner_node.json and prints a markdown table (about 1 minute with the defaults).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = (ROOT / ".." / "shared" / "fixtures" / "parity_tiny_a").resolve()
+DOMAIN_ID = 232
+TARGET_TOPIC = "/vjepa_bench/equilibrium_pose"
+POSE_TOPIC = "/vjepa_bench/current_pose"
+GRIPPER_TOPIC = "/vjepa_bench/joint_states"
+MODEL_ID = "tiny@bench"
+HOME = np.array([0.5, 0.0, 0.4, np.pi, 0.0, 0.0, 0.0])
+
+
+def _stats(xs: list[float]) -> dict[str, float | None]:
+    if not xs:
+        return {"p50": None, "p90": None, "p99": None, "mean": None, "max": None, "min": None}
+    a = np.asarray(xs)
+    return {"p50": round(float(np.percentile(a, 50)), 1), "p90": round(float(np.percentile(a, 90)), 1),
+            "p99": round(float(np.percentile(a, 99)), 1), "mean": round(float(a.mean()), 1),
+            "max": round(float(a.max()), 1), "min": round(float(a.min()), 1)}
+
+
+def parse_setting(text: str) -> tuple[int, int, int]:
+    """``SAMPLESxITERATIONSxHORIZON`` -> ints."""
+    try:
+        s, i, h = (int(v) for v in text.lower().split("x"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"setting {text!r} is not SAMPLESxITERATIONSxHORIZON (e.g. 800x10x1)") from exc
+    if min(s, i, h) < 1:
+        raise argparse.ArgumentTypeError(f"setting {text!r}: every number must be >= 1")
+    return s, i, h
+
+
+def start_planner(samples: int, iterations: int, horizon: int, steps: int, threads: int,
+                  log_path: Path) -> subprocess.Popen:
+    """planner_node as a child process on the bench's domain, wired to the fake arm's topics."""
+    params: dict[str, Any] = {
+        "checkpoint": str(FIXTURE / "checkpoint.pt"), "model_config": str(FIXTURE / "config.json"),
+        "backend": "torch", "device": "cpu", "cem_samples": samples, "cem_iterations": iterations,
+        "cem_topk": min(10, samples), "cem_horizon": horizon, "robot": "sim", "gripper": "none",
+        "target_topic": TARGET_TOPIC, "ee_pose_topic": POSE_TOPIC, "gripper_state_topic": GRIPPER_TOPIC,
+        "max_steps": steps, "control_rate_hz": 50.0, "settle_timeout_s": 5.0, "max_data_age_s": 2.0,
+        "fault_timeout_s": 60.0,
+    }
+    cmd = [sys.executable, "-m", "vjepa_planner.planner_node", "--ros-args"]
+    for k, v in params.items():
+        cmd += ["-p", f"{k}:={v}"]
+    env = dict(os.environ, ROS_DOMAIN_ID=str(DOMAIN_ID), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+               OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
+    return subprocess.Popen(cmd, env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT)
+
+
+class FakeRobot:
+    """Instant arm + fabricated latent stream + status recorder, on one rclpy node."""
+
+    def __init__(self, node: Any) -> None:
+        from geometry_msgs.msg import PoseStamped
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import JointState
+
+        from vjepa_interfaces.msg import Latent, PlanStatus
+
+        self.node = node
+        self.state = HOME.copy()
+        self.targets = 0
+        self.statuses: list[tuple[float, Any]] = []
+        self._lock = threading.Lock()
+        best_effort = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+        self.pose_pub = node.create_publisher(PoseStamped, POSE_TOPIC, best_effort)
+        self.grip_pub = node.create_publisher(JointState, GRIPPER_TOPIC, best_effort)
+        self.latent_pub = node.create_publisher(Latent, "/vjepa/latent", 5)
+        self.goal_pub = node.create_publisher(Latent, "/vjepa/goal_latent", 1)
+        node.create_subscription(PoseStamped, TARGET_TOPIC, self._on_target, 10)
+        node.create_subscription(PlanStatus, "/planner_node/status", self._on_status, 100)
+        rng = np.random.default_rng(0)
+        self.grids = [self._normed(rng.normal(size=(16, 96))) for _ in range(8)]
+        self.goal_grid = self._normed(rng.normal(size=(16, 96)))
+        self._i = 0
+        node.create_timer(0.02, self._publish_pose)
+        node.create_timer(1.0 / 30.0, self._publish_latent)
+
+    @staticmethod
+    def _normed(x: np.ndarray) -> list[float]:
+        x = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-6)
+        return x.astype(np.float32).ravel().tolist()
+
+    def latent(self, data: list[float]) -> Any:
+        from vjepa_interfaces.msg import Latent
+
+        msg = Latent(model_id=MODEL_ID, frames=1, height=4, width=4, dim=96, image_size=64, patch_size=16,
+                     tubelet_size=2, normalized=True)
+        msg.header.stamp = self.node.get_clock().now().to_msg()
+        msg.header.frame_id = "bench_camera"
+        msg.data = data
+        return msg
+
+    def _on_target(self, msg: Any) -> None:
+        from vjepa_core.pose import pose_from_pose_stamped
+
+        p = msg.pose
+        xyzq = np.array([p.position.x, p.position.y, p.position.z, p.orientation.x, p.orientation.y,
+                         p.orientation.z, p.orientation.w])
+        with self._lock:
+            self.state = pose_from_pose_stamped(xyzq, self.state[6])
+            self.targets += 1
+        self._publish_pose()  # report the new pose right away: the arm is instant
+
+    def _on_status(self, msg: Any) -> None:
+        with self._lock:
+            self.statuses.append((time.perf_counter(), msg))
+
+    def _publish_pose(self) -> None:
+        from geometry_msgs.msg import PoseStamped
+        from sensor_msgs.msg import JointState
+
+        from vjepa_core.pose import pose_to_pose_stamped
+
+        with self._lock:
+            x, y, z, qx, qy, qz, qw = (float(v) for v in pose_to_pose_stamped(self.state))
+        msg = PoseStamped()
+        msg.header.stamp = self.node.get_clock().now().to_msg()
+        msg.header.frame_id = "fr3_link0"
+        msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = x, y, z
+        msg.pose.orientation.x, msg.pose.orientation.y, msg.pose.orientation.z, msg.pose.orientation.w = qx, qy, qz, qw
+        self.pose_pub.publish(msg)
+        self.grip_pub.publish(JointState(name=["fr3_finger_joint1", "fr3_finger_joint2"], position=[0.04, 0.04]))
+
+    def _publish_latent(self) -> None:
+        self._i += 1
+        self.latent_pub.publish(self.latent(self.grids[self._i % len(self.grids)]))
+
+    def start_episode(self) -> None:
+        """Publish the goal latent (starts an episode in the node)."""
+        self.goal_pub.publish(self.latent(self.goal_grid))
+
+    def snapshot(self) -> list[tuple[float, Any]]:
+        with self._lock:
+            return list(self.statuses)
+
+
+def run_setting(samples: int, iterations: int, horizon: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    """One planner_node process, one episode of ``args.steps`` planning steps."""
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor
+
+    from vjepa_interfaces.msg import PlanStatus
+
+    name = f"{samples}x{iterations}x{horizon}"
+    log = tmp / f"planner_node_{name}.log"
+    proc = start_planner(samples, iterations, horizon, args.steps, args.threads, log)
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=DOMAIN_ID)
+    node = rclpy.create_node("bench_robot", context=ctx)
+    robot = FakeRobot(node)
+    ex = MultiThreadedExecutor(num_threads=2, context=ctx)
+    ex.add_node(node)
+    spin = threading.Thread(target=ex.spin, daemon=True)
+    spin.start()
+    try:
+        deadline = time.monotonic() + 90
+        while not (robot.goal_pub.get_subscription_count() > 0 and robot.pose_pub.get_subscription_count() > 0
+                   and node.count_publishers("/planner_node/status") > 0 and node.count_publishers(TARGET_TOPIC) > 0):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"planner_node ({name}) did not come up; its log:\n{log.read_text()[-3000:]}")
+            time.sleep(0.05)
+        time.sleep(1.0)  # poses and latents reach the node
+        t_start = time.perf_counter()
+        robot.start_episode()
+        deadline = time.monotonic() + args.timeout
+        terminal = (PlanStatus.STATE_SUCCEEDED, PlanStatus.STATE_FAILED, PlanStatus.STATE_STOPPED)
+        while not any(m.state in terminal for _, m in robot.snapshot()):
+            if proc.poll() is not None:
+                raise SystemExit(f"planner_node ({name}) exited; its log:\n{log.read_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                print(f"warning: {name}: episode not finished after {args.timeout} s; using the steps so far",
+                      flush=True)
+                break
+            time.sleep(0.05)
+        t_end = time.perf_counter()
+    finally:
+        proc.send_signal(2)  # SIGINT: the node holds and exits
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        ex.shutdown()
+        node.destroy_node()
+        rclpy.shutdown(context=ctx)
+        spin.join(2)
+    statuses = robot.snapshot()
+    steps = [(t, m) for t, m in statuses if m.state == PlanStatus.STATE_EXECUTING]
+    plan_ms = [float(m.planning_time) * 1e3 for _, m in steps]
+    cycle_ms = [(b[0] - a[0]) * 1e3 for a, b in zip(steps, steps[1:])]
+    end = [m for _, m in statuses if m.state in (PlanStatus.STATE_SUCCEEDED, PlanStatus.STATE_FAILED,
+                                                  PlanStatus.STATE_STOPPED)]
+    holds = [m.message for _, m in statuses if m.message.startswith("holding")]
+    return {
+        "setting": name, "samples": samples, "iterations": iterations, "horizon": horizon,
+        "topk": min(10, samples), "steps": len(steps), "targets_received": robot.targets,
+        "first_plan_ms": round(plan_ms[0], 1) if plan_ms else None,
+        "planning_ms": _stats(plan_ms[1:]), "cycle_ms": _stats(cycle_ms[1:]),
+        "planning_ms_all": [round(v, 1) for v in plan_ms],
+        "episode_seconds": round(t_end - t_start, 2),
+        "end": end[-1].message if end else None, "holding_messages": sorted(set(holds))[:5],
+        "latent_age_ms_p50": round(float(np.median([m.latent_age for _, m in steps])) * 1e3, 1) if steps else None,
+    }
+
+
+def standalone_ms(samples: int, iterations: int, horizon: int, threads: int) -> float | None:
+    """The same CEM plan without ROS (``vjepa-bench planner``, eager torch, same thread count): median ms."""
+    import torch
+
+    sys.path.insert(0, str(ROOT / "ros2_ws" / "src" / "vjepa_core"))
+    from vjepa_core.cli.bench import run_planner_bench
+
+    torch.set_num_threads(threads)
+    rec = run_planner_bench("tiny", samples, iterations, min(10, samples), horizon, "torch", repeats=3,
+                            compare_reference=False, device="cpu")
+    return round(rec["ms_per_plan_median"], 1)
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    lines = ["| CEM (samples x iterations, horizon) | steps | planning p50 (ms) | planning p99 (ms) | first plan (ms) "
+             "| cycle p50 (ms) | same plan without ROS (ms) |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['samples']} x {r['iterations']}, H={r['horizon']} | {r['steps']} | "
+                     f"{r['planning_ms']['p50']} | {r['planning_ms']['p99']} | {r['first_plan_ms']} | "
+                     f"{r['cycle_ms']['p50']} | {r.get('standalone_plan_ms_median')} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--steps", type=int, default=25, help="planning steps per setting (the node's step budget)")
+    ap.add_argument("--settings", type=parse_setting, nargs="+", default=[(800, 10, 1), (100, 5, 1)],
+                    help="CEM settings SAMPLESxITERATIONSxHORIZON")
+    ap.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of the node (torch intra-op threads)")
+    ap.add_argument("--timeout", type=float, default=120.0, help="seconds per episode at most")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "planner_node.json")
+    args = ap.parse_args()
+    if args.steps < 2:
+        ap.error("--steps must be >= 2 (the first plan is reported separately)")
+    if not FIXTURE.is_dir():
+        raise SystemExit(f"tiny fixture not found at {FIXTURE}")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="vjepa_bench_planner_") as d:
+        for s, i, h in args.settings:
+            row = run_setting(s, i, h, args, Path(d))
+            row["standalone_plan_ms_median"] = standalone_ms(s, i, h, args.threads)
+            rows.append(row)
+            print(f"{row['setting']}: {row['steps']} steps, planning p50 {row['planning_ms']['p50']} ms, "
+                  f"p99 {row['planning_ms']['p99']} ms (first {row['first_plan_ms']} ms); end: {row['end']}",
+                  flush=True)
+    import torch
+
+    result = {
+        "benchmark": "planner_node per-step planning latency (PlanStatus.planning_time)",
+        "date": datetime.date.today().isoformat(),
+        "machine": {"cpus": os.cpu_count(), "cpu": platform.processor() or platform.machine(),
+                    "python": platform.python_version(), "torch": torch.__version__, "gpu": None},
+        "model": "parity_tiny_a AC predictor (width 64, depth 2, 4 heads, 16 tokens per frame), torch, CPU",
+        "ros": {"domain_id": DOMAIN_ID, "rmw": os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp"),
+                "node": "separate process", "node_threads": args.threads},
+        "inputs": "instant fake arm (current_pose 50 Hz, best effort), fabricated latents 30 Hz",
+        "command": "python bench/bench_planner_node.py",
+        "steps_per_setting": args.steps,
+        "rows": rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
+    print()
+    print(markdown(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
