@@ -305,6 +305,9 @@ def main() -> int:
         "inputs": "instant fake arm (current_pose 50 Hz, best effort), fabricated latents 30 Hz",
         "command": "python bench/bench_planner_node.py",
         "steps_per_setting": args.steps,
+        "notes": ("planning_time is measured inside the node around its plan function (CEM plan plus two 1-sample "
+                  "energy evaluations); the node plans while holding its observation lock, on one torch thread, "
+                  "eager (no torch.compile)."),
         "rows": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

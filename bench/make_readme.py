@@ -150,6 +150,8 @@ def sec_perception(doc: dict[str, Any], date: str) -> str:
         lines.append(f"| {r['backend']} | {r['camera_hz_actual']:.1f} Hz | {r['throughput_hz']:.1f} | "
                      f"{100 * r['dropped_frac']:.1f}% | {_fmt(r['latency_ms']['p50'])} | "
                      f"{_fmt(r['latency_ms']['p99'])} | {_fmt(r['inference_ms']['p50'], 2)} |")
+    if doc.get("notes"):
+        lines += ["", f"Note: {doc['notes']}"]
     return "\n".join(lines) + _footer(doc.get("command", "python bench/bench_perception.py"), _machine(doc), date)
 
 
@@ -168,6 +170,8 @@ def sec_planner_node(doc: dict[str, Any], date: str) -> str:
                      f"{_fmt(r['planning_ms']['p50'])} | {_fmt(r['planning_ms']['p99'])} | "
                      f"{_fmt(r['first_plan_ms'])} | {_fmt(r['cycle_ms']['p50'])} | "
                      f"{_fmt(r.get('standalone_plan_ms_median'))} |")
+    if doc.get("notes"):
+        lines += ["", f"Note: {doc['notes']}"]
     return "\n".join(lines) + _footer(doc.get("command", "python bench/bench_planner_node.py"), _machine(doc), date)
 
 

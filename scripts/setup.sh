@@ -24,6 +24,15 @@ else
   log "no ROS 2 sourced: installing ROS 2 Kilted from PyPI wheels into ${VENV}"
 fi
 
+req_files=(requirements/python.txt requirements/dev.txt)
+[ "$ROS_MODE" = "pypi" ] && req_files+=(requirements/ros-kilted.txt)
+if [ "${1:-}" = "--print-plan" ]; then  # what a run would do, without doing it (used by the tests)
+  echo "ros_mode=$ROS_MODE"
+  echo "venv_flags=$([ "$ROS_MODE" = system ] && echo --system-site-packages)"
+  echo "requirements=${req_files[*]}"
+  exit 0
+fi
+
 # 1. venv ---------------------------------------------------------------------------------------------------
 if [ ! -x "$VENV/bin/python" ]; then
   log "creating venv ${VENV}"
@@ -39,8 +48,6 @@ PIP=("$PY" -m pip --disable-pip-version-check -q)
 pip_quiet() { "${PIP[@]}" "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 
 # 2. Python dependencies ---------------------------------------------------------------------------------------
-req_files=(requirements/python.txt requirements/dev.txt)
-[ "$ROS_MODE" = "pypi" ] && req_files+=(requirements/ros-kilted.txt)
 deps_hash="$(hash_of "${req_files[@]}")-$ROS_MODE"
 if [ "$(cat "$VENV/.stamp-deps" 2>/dev/null)" != "$deps_hash" ]; then
   log "installing pinned Python dependencies (first time: a few minutes)"
