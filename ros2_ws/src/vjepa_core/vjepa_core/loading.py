@@ -86,12 +86,14 @@ def resolve_model_config(model_config: str | dict | None, checkpoint: str | os.P
 def load_world_model(checkpoint: str | os.PathLike[str], model_config: str | dict | None = "", *,
                      encoder: bool = True, predictor: bool = True, checkpoint_key: str = "encoder",
                      backend: str = "torch", device: str = "cpu", export_dir: str | os.PathLike[str] | None = None,
-                     normalize: bool = True, **backend_kwargs: Any) -> LoadedModel:
+                     normalize: bool = True, threads: int = 0, **backend_kwargs: Any) -> LoadedModel:
     """Load the encoder and/or AC predictor named by user parameters into a :class:`WorldModel`.
 
     ``checkpoint`` is a ``.pt`` (released layout or ours), or for an encoder alone a Hugging Face directory /
     ``.safetensors`` file. Non-torch backends run the graphs in ``export_dir`` (``vjepa-export onnx``); the
-    checkpoint still names the weights (and gives the model id). Raises :class:`ModelLoadError` or
+    checkpoint still names the weights (and gives the model id). ``threads > 0`` caps CPU threads (torch: the
+    process-wide intra-op pool; onnxruntime: the session), so inference does not starve a camera driver.
+    Raises :class:`ModelLoadError` or
     :class:`~vjepa_core.checkpoint.CheckpointError` with a clear message.
     """
     if not (encoder or predictor):
@@ -118,6 +120,12 @@ def load_world_model(checkpoint: str | os.PathLike[str], model_config: str | dic
                                           encoder_key=checkpoint_key)
         enc_cfg = enc_mod.cfg if enc_mod is not None else None
         pred_cfg = pred_mod.cfg if pred_mod is not None else None
+    if threads > 0 and backend == "torch":
+        import torch
+
+        torch.set_num_threads(int(threads))
+    elif threads > 0 and backend.startswith("onnxruntime"):
+        backend_kwargs["threads"] = int(threads)
     if backend == "torch":
         be = make_backend("torch", encoder=enc_mod, predictor=pred_mod, device=device, **backend_kwargs)
     else:

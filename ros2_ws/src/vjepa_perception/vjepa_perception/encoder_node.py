@@ -48,6 +48,7 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "backend": ("torch", "torch | onnxruntime | onnxruntime-cuda | onnxruntime-trt | tensorrt"),
     "device": ("cpu", "torch device: cpu | cuda | cuda:N"),
     "onnx_dir": ("", "export directory of `vjepa-export onnx` (non-torch backends)"),
+    "threads": (0, "CPU inference threads (0 = library default); leave cores for drivers on small machines"),
     "max_rate_hz": (10.0, "encode at most this often; newer frames replace unprocessed ones"),
     "frames_per_clip": (1, "1: each frame repeated into one tubelet (planner); >1: sliding clips (torch only)"),
     "crop": ("center", "preprocessing crop policy: center | eval | resize"),
@@ -90,7 +91,8 @@ class EncoderNode(Node):
         self.get_logger().info(f"loading encoder from {p['checkpoint']} ({p['backend']} on {p['device']})")
         self.model = load_world_model(
             p["checkpoint"], p["model_config"], encoder=True, predictor=False, checkpoint_key=p["checkpoint_key"],
-            backend=p["backend"], device=p["device"], export_dir=p["onnx_dir"] or None, normalize=p["normalize"])
+            backend=p["backend"], device=p["device"], export_dir=p["onnx_dir"] or None, threads=p["threads"],
+            normalize=p["normalize"])
         self.encoder = FrameEncoder(self.model, crop=p["crop"], frames_per_clip=int(p["frames_per_clip"]))
         self.model_id = self.model.encoder_id
         self._lock = threading.Lock()           # serializes model use (worker thread vs ~/encode)

@@ -51,12 +51,13 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "checkpoint": ("", "checkpoint holding the AC predictor (required)"),
     "model_config": ("", "AC predictor preset or JSON/YAML file; empty: configs embedded in our checkpoints"),
     "backend": ("torch", "torch | onnxruntime | onnxruntime-cuda | onnxruntime-trt | tensorrt"),
-    "device": ("cpu", "torch device"),
+    "device": ("cpu", "torch device: cpu | cuda | cuda:N"),
     "onnx_dir": ("", "export directory of `vjepa-export onnx` (non-torch backends)"),
+    "threads": (0, "CPU inference threads (0 = library default); leave cores for drivers on small machines"),
     "expected_model_id": ("", "encoder model id the predictor needs; empty: the goal latent's id"),
     "cem_samples": (800, "CEM samples per iteration"),
-    "cem_iterations": (10, "CEM iterations"),
-    "cem_topk": (10, "CEM elites"),
+    "cem_iterations": (10, "CEM refinement iterations per plan"),
+    "cem_topk": (10, "CEM elites kept per iteration to refit the Gaussian"),
     "cem_horizon": (1, "actions per plan (only the first is executed)"),
     "cem_maxnorm": (0.075, "per-axis position bound of sampled actions, m"),
     "cem_momentum_mean": (0.0, "momentum on the CEM mean"),
@@ -107,7 +108,8 @@ class PlannerNode(Node):
                         sample_gripper=p["cem_sample_gripper"], seed=p["cem_seed"] if p["cem_seed"] >= 0 else None)
         self.get_logger().info(f"loading AC predictor from {p['checkpoint']} ({p['backend']} on {p['device']})")
         model = load_world_model(p["checkpoint"], p["model_config"], encoder=False, predictor=True,
-                                 backend=p["backend"], device=p["device"], export_dir=p["onnx_dir"] or None)
+                                 backend=p["backend"], device=p["device"], export_dir=p["onnx_dir"] or None,
+                                 threads=p["threads"])
         self.planner = LatentPlanner(model.world_model, cem)
         self.loop_config = LoopConfig(max_steps=p["max_steps"], energy_threshold=p["energy_threshold"],
                                       settle_position_tolerance=p["settle_position_tolerance"],
@@ -118,7 +120,8 @@ class PlannerNode(Node):
                                     p["base_frame"])
         self.limits = limits
 
-        self._lock = threading.Lock()  # guards the newest observations and the loop
+        self._obs_lock = threading.Lock()   # the newest observations (held briefly by subscription callbacks)
+        self._loop_lock = threading.Lock()  # the episode loop (held while planning; callbacks never wait on it)
         self._pose: PoseStamped | None = None
         self._pose_time = 0.0
         self._gripper = 0.0
@@ -150,13 +153,13 @@ class PlannerNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _on_pose(self, msg: PoseStamped) -> None:
-        with self._lock:
+        with self._obs_lock:
             self._pose = msg
             self._pose_time = self._now()
 
     def _on_gripper(self, msg: JointState) -> None:
         width = float(sum(msg.position[:2])) if len(msg.position) >= 2 else float("nan")
-        with self._lock:
+        with self._obs_lock:
             self._gripper = float(np.clip(1.0 - width / FRANKA_MAX_WIDTH, 0.0, 1.0)) if np.isfinite(width) else 0.0
 
     def _on_latent(self, msg: Latent) -> None:
@@ -167,8 +170,13 @@ class PlannerNode(Node):
             return
         obs = Observation(_stamp_s(msg.header.stamp), (grid.reshape(msg.frames, msg.height, msg.width, msg.dim),
                                                        bool(msg.normalized)), msg.model_id)
-        with self._lock:
+        with self._obs_lock:
             self._latent = obs
+
+    def _snapshot(self) -> tuple[Observation | None, Observation | None]:
+        """(pose, latent): the newest observations, taken under the observation lock."""
+        with self._obs_lock:
+            return self._pose_obs(), self._latent
 
     def _pose_obs(self) -> Observation | None:
         """The newest pose as a 7-D state observation (stamp: header, or receipt time when unstamped)."""
@@ -186,7 +194,7 @@ class PlannerNode(Node):
 
     # ---- goals and commands ---------------------------------------------------------------------------------
     def _start(self, grid: np.ndarray, normalized: bool, model_id: str, start: bool) -> int:
-        with self._lock:
+        with self._loop_lock:
             self.planner.set_goal(grid, normalized)
             if not self.params["expected_model_id"]:
                 self.loop.config.expected_model_id = model_id  # observations must come from the goal's encoder
@@ -229,8 +237,8 @@ class PlannerNode(Node):
         return response
 
     def _trigger(self, action: str, response: Trigger.Response) -> Trigger.Response:
-        with self._lock:
-            pose = self._pose_obs()
+        pose, _ = self._snapshot()
+        with self._loop_lock:
             try:
                 if action == "stop":
                     decision = self.loop.stop(pose)
@@ -259,19 +267,19 @@ class PlannerNode(Node):
         period = 1.0 / float(self.params["control_rate_hz"])
         while not self._closing.is_set():
             t0 = time.monotonic()
+            pose, latent = self._snapshot()
             try:
-                with self._lock:
-                    decision = self.loop.tick(self._now(), self._pose_obs(), self._latent)
-                    self._apply(decision)
+                with self._loop_lock:
+                    self._apply(self.loop.tick(self._now(), pose, latent))
             except Exception as exc:  # never let the loop die silently: fail the episode, hold, and report
                 self.get_logger().error(f"planner loop error: {exc!r}")
-                with self._lock:
-                    self._apply(self.loop.stop(self._pose_obs(), reason=f"internal error: {exc}"))
+                with self._loop_lock:
+                    self._apply(self.loop.stop(self._snapshot()[0], reason=f"internal error: {exc}"))
                     self.loop.state = State.FAILED
             self._closing.wait(max(0.0, period - (time.monotonic() - t0)))
 
     def _apply(self, decision: Any) -> None:
-        """Send a decision's target through the adapter and publish its status and markers (lock held)."""
+        """Send a decision's target through the adapter and publish its status and markers (loop lock held)."""
         if decision.target is not None:
             self.adapter.send(decision.target)
             self._target = decision.target
@@ -333,10 +341,11 @@ class PlannerNode(Node):
         """Stop the loop; if an episode is running, command a hold at the current pose (shutdown path)."""
         self._closing.set()
         self._worker.join(timeout=30.0)
-        with self._lock:
+        pose, _ = self._snapshot()
+        with self._loop_lock:
             active = self.loop.state not in (State.IDLE, State.SUCCEEDED, State.FAILED, State.STOPPED)
             if active:
-                self._apply(self.loop.stop(self._pose_obs(), reason="planner shutting down"))
+                self._apply(self.loop.stop(pose, reason="planner shutting down"))
 
 
 def main(args: list[str] | None = None) -> int:

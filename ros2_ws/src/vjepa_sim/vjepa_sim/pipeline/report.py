@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["summarize", "write_episode_figure", "write_report"]
+__all__ = ["summarize", "write_episode_figure", "write_json", "write_report"]
 
 
 def summarize(episodes: list, policy: str, settings: dict) -> dict:
@@ -49,22 +49,23 @@ def write_episode_figure(path: Path, episode: dict, start: np.ndarray | None, go
     import matplotlib.pyplot as plt
 
     fig = plt.figure(figsize=(10, 6))
+    grid = fig.add_gridspec(2, 6)
     for k, (img, title) in enumerate(((start, "start"), (goal, "goal"), (final, "final"))):
-        ax = fig.add_subplot(2, 3, k + 1)
+        ax = fig.add_subplot(grid[0, 2 * k: 2 * k + 2])
         if img is not None:
             ax.imshow(img)
         ax.set_title(title)
         ax.axis("off")
     trace = episode["trace"]
     steps = [t["step"] for t in trace]
-    ax = fig.add_subplot(2, 2, 3)
+    ax = fig.add_subplot(grid[1, 0:3])
     ax.plot(steps, [t["distance"] * 100 for t in trace], "o-", label="distance at plan time")
     ax.axhline(success_radius * 100, color="g", ls="--", label=f"success radius {success_radius * 100:.0f} cm")
     ax.scatter([len(trace)], [episode["final_distance"] * 100], color="k", zorder=3, label="final")
     ax.set_xlabel("planning step")
     ax.set_ylabel("distance to target [cm]")
     ax.legend(fontsize=7)
-    ax = fig.add_subplot(2, 2, 4)
+    ax = fig.add_subplot(grid[1, 3:6])
     if any(t.get("energy") is not None for t in trace):
         ax.plot(steps, [t.get("energy") for t in trace], "o-", label="energy of chosen action")
         ax.plot(steps, [t.get("goal_energy") for t in trace], "s--", label="energy of current frame")
@@ -80,8 +81,8 @@ def write_episode_figure(path: Path, episode: dict, start: np.ndarray | None, go
     plt.close(fig)
 
 
-def write_report(out_dir: Path, summary: dict, command: str = "") -> Path:
-    """``report.md`` in ``out_dir``: the headline numbers, a per-episode table and links to the pictures."""
+def write_report(path: Path, summary: dict, command: str = "") -> Path:
+    """A markdown report at ``path``: the headline numbers, a per-episode table and links to the pictures."""
     s = summary
     lines = [
         f"# Reach evaluation: {s['policy']}",
@@ -108,7 +109,8 @@ def write_report(out_dir: Path, summary: dict, command: str = "") -> Path:
         lines.append(f"| {e['index']} | {e['scene_seed']} | {e['initial_distance'] * 100:.1f} | "
                      f"{e['final_distance'] * 100:.1f} | {e['min_distance'] * 100:.1f} | {e['steps']} | "
                      f"{'success' if e['success'] else 'failure'} | {f'[png]({pic})' if pic else ''} |")
-    path = Path(out_dir) / "report.md"
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     return path
 

@@ -71,6 +71,7 @@ def encoder_config_path(settings: Settings) -> Path:
 def posttrain(settings: Settings, max_steps: int | None = None, overrides: list | None = None) -> Path:
     """Cache latents of the frozen pretrained encoder, then post-train the AC predictor (resumes)."""
     import yaml
+
     from vjepa_training.dataset_cli import main as dataset_main
 
     ckpt = settings.pretrain_run / "latest.pt"
