@@ -194,6 +194,20 @@ def sec_landscape(doc: dict[str, Any], date: str) -> str:
         "--json bench/results/landscape.json", _machine(m), date)
 
 
+def sec_reach(doc: dict[str, Any], date: str) -> str:
+    lines = ["Action inference with the shipped simulator model (`models/sim_reach`) on freshly recorded held-out "
+             "transitions: plan one step from frame t toward frame t+1 and compare with the true action "
+             "(issue-10 target: mean position error < 1.5 cm; planning < 1 s per step with onnxruntime).", "",
+             "| backend | transitions | mean error | median error | zero-action baseline | CEM | plan time (median) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in doc.get("action_inference", []):
+        c = r["cem"]
+        lines.append(f"| {r['backend']} | {r['transitions']} | {r['mean_position_error_cm']:.2f} cm | "
+                     f"{r['median_position_error_cm']:.2f} cm | {r['zero_action_baseline_cm']:.2f} cm | "
+                     f"{c['samples']}x{c['iterations']} | {r['planning_time_median_s'] * 1e3:.0f} ms |")
+    return "\n".join(lines) + _footer("python bench/bench_reach.py", doc.get("machine", "2 CPU cores, no GPU"), date)
+
+
 SECTIONS: list[tuple[str, str, str, Callable[[dict[str, Any], str], str]]] = [
     ("Simulator", "sim.json", "python bench/bench_sim.py", sec_sim),
     ("Dataset pipeline", "data.json", "python bench/bench_data.py", sec_data),
@@ -201,6 +215,7 @@ SECTIONS: list[tuple[str, str, str, Callable[[dict[str, Any], str], str]]] = [
     ("Perception: encoder_node (issue 5)", "perception.json", "python bench/bench_perception.py", sec_perception),
     ("Planner node (issue 6)", "planner_node.json", "python bench/bench_planner_node.py", sec_planner_node),
     ("Energy landscape tool (issue 4)", "landscape.json", "vjepa-bench landscape --config tiny", sec_landscape),
+    ("Simulated reaching: action inference (issue 10)", "sim_reach.json", "python bench/bench_reach.py", sec_reach),
 ]
 
 

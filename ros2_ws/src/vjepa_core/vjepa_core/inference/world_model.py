@@ -21,6 +21,19 @@ from .base import InferenceBackend, ShapeMismatchError
 __all__ = ["WorldModel"]
 
 
+def _dims_from_manifest(manifest: dict | None) -> tuple[int, int, int, int, int]:
+    """Predictor dims for the memory estimate from an export manifest's config (exported graphs have no torch
+    module to read); the released predictor's dims, a safe over-estimate, when the manifest does not say."""
+    from ..config import ACPredictorConfig, mlp_hidden_dim
+
+    cfg = (manifest or {}).get("config", {}).get("predictor")
+    if not cfg:
+        return (24, 1024, 16, 4096, 2)
+    c = ACPredictorConfig.from_dict(cfg)
+    return (c.depth, c.predictor_embed_dim, c.num_heads, mlp_hidden_dim(c.predictor_embed_dim, c.mlp_ratio),
+            3 if c.use_extrinsics else 2)
+
+
 class WorldModel:
     """Rollouts of the AC predictor behind any :class:`InferenceBackend`.
 
@@ -61,7 +74,7 @@ class WorldModel:
                 predictor_dims = (c.depth, c.predictor_embed_dim, c.num_heads,
                                   pred.predictor_blocks[0].mlp.fc1.out_features, pred.cond_tokens)
             else:
-                predictor_dims = (24, 1024, 16, 4096, 2)  # the released predictor: a safe over-estimate
+                predictor_dims = _dims_from_manifest(getattr(backend, "manifest", None))
         self.predictor_dims = predictor_dims
 
     # ------------------------------------------------------------------------------------------------

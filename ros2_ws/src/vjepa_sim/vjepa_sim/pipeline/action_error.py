@@ -57,7 +57,8 @@ def action_error(settings: Settings, model_dir: Path, dataset: Path, transitions
                               checkpoint_key="target_encoder", backend=backend,
                               export_dir=files["onnx_dir"] if backend != "torch" else None)
     wm = loaded.world_model
-    size = loaded.encoder_cfg.img_size if isinstance(loaded.encoder_cfg.img_size, int) else loaded.encoder_cfg.img_size[0]
+    img = loaded.encoder_cfg.img_size
+    size = img if isinstance(img, int) else img[0]
     cem = CEMConfig(samples=int(_planner_param(settings, "cem_samples", 200)),
                     iterations=int(_planner_param(settings, "cem_iterations", 5)),
                     topk=int(_planner_param(settings, "cem_topk", 10)), horizon=1,

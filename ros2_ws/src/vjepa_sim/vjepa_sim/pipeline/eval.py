@@ -192,7 +192,8 @@ class _Experimenter:
     def close(self) -> None:
         import rclpy
 
-        self.executor.shutdown()
+        self.executor.shutdown(timeout_sec=2.0)
+        self._spin.join(timeout=2.0)
         self.node.destroy_node()
         rclpy.try_shutdown()
 
@@ -385,7 +386,7 @@ def run_eval(args: argparse.Namespace) -> int:
     model = Path(args.model).resolve() if args.model else None
     t0 = time.monotonic()
     summary = evaluate(s, model, episodes, seed, args.policy, Path(args.json).resolve(), args.backend,
-                       not args.quiet, "vjepa-sim " + " ".join(shlex.quote(a) for a in sys.argv[2:]))
+                       not args.quiet, "vjepa-sim " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     ptime = summary.get("planning_time_median_s")
     print(f"eval ({args.policy}): success {summary['successes']}/{summary['episodes']} = "
           f"{summary['success_rate'] * 100:.0f}%, mean final distance {summary['mean_final_distance'] * 100:.1f} cm"
@@ -413,7 +414,7 @@ def run_demo(args: argparse.Namespace) -> int:
     out = Path(args.out).resolve()
     print(f"demo: reach episode(s) with {model} (sim_node + encoder_node + planner_node over Fast DDS)", flush=True)
     summary = evaluate(s, model, args.episodes, args.seed, "planner", out / "demo.json", args.backend, True,
-                       "vjepa-sim " + " ".join(shlex.quote(a) for a in sys.argv[2:]))
+                       "vjepa-sim " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     for rec in summary["per_episode"]:
         verdict = "SUCCESS" if rec["success"] else "FAILURE"
         print(f"result: {verdict}: the end effector ended {rec['final_distance'] * 100:.1f} cm from the target "

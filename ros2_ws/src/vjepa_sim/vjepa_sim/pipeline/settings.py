@@ -34,7 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "posttrain": {"config": "config/train/sim_posttrain.yaml"},
     "export": {"frames": [1, 2]},
     "eval": {"episodes": 20, "seed": 0, "max_steps": 20, "success_radius": 0.05, "min_goal_distance": 0.10,
-             "target_min": [0.38, -0.17, 0.08], "target_max": [0.62, 0.17, 0.33], "real_time_factor": 0.0,
+             "target_min": [0.38, -0.17, 0.08], "target_max": [0.62, 0.17, 0.33], "real_time_factor": 2.0,
              "planner_params": "config/sim_pipeline/planner.yaml",
              "encoder_params": "config/sim_pipeline/encoder.yaml"},
 }
