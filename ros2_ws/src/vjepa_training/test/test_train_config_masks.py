@@ -27,7 +27,7 @@ CONFIGS = Path(__file__).resolve().parents[4] / "config" / "train"
 
 def test_shipped_configs_load():
     for p in sorted(CONFIGS.glob("*.yaml")):
-        cls = PosttrainConfig if p.name.startswith("posttrain") else PretrainConfig
+        cls = PosttrainConfig if "posttrain" in p.name else PretrainConfig
         cfg = load_config(p, cls)
         assert cfg.optim.total_steps >= 1, p
 
