@@ -95,3 +95,16 @@ def test_encoder_masks_keep_grid_positions(cfg):
         assert torch.allclose(enc(v, masks=ids), enc(v), atol=1e-6)
         assert enc(v, masks=[ids[:, :10], ids[:, 5:15]]).shape == (4, 10, 96)
         assert not torch.allclose(enc(v, masks=ids[:, 16:]), enc(v)[:, 16:], atol=1e-4)  # context changes output
+
+
+def test_numbers_written_as_strings_by_yaml_are_coerced_or_refused():
+    """PyYAML reads ``1e-06`` (no dot) as a string; configs turn it into the number or name the field."""
+    from vjepa_core.config import ConfigError, EncoderConfig
+
+    cfg = EncoderConfig.from_dict({"img_size": 64, "embed_dim": 96, "depth": 2, "num_heads": 4,
+                                   "layer_norm_eps": "1e-06", "mlp_ratio": "4"})
+    assert cfg.layer_norm_eps == 1e-6 and isinstance(cfg.layer_norm_eps, float) and cfg.mlp_ratio == 4.0
+    import pytest
+
+    with pytest.raises(ConfigError, match="layer_norm_eps must be a number"):
+        EncoderConfig.from_dict({"layer_norm_eps": "tiny"})

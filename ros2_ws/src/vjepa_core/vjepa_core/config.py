@@ -59,14 +59,33 @@ class _StrictConfig:
             raise ConfigError(f"{cls.__name__}: unknown keys {unknown}; allowed keys are {sorted(known)}")
         return cls(**d)
 
+    @property
+    def grid_hw(self) -> tuple[int, int]:
+        """Patch grid (H/p, W/p) at the configured image size (the token grid of one latent frame)."""
+        h, w = _img_hw(self.img_size)  # type: ignore[attr-defined]
+        return (h // self.patch_size, w // self.patch_size)  # type: ignore[attr-defined]
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/YAML-serialisable dict (tuples become lists); ``from_dict`` round-trips it."""
         out = dataclasses.asdict(self)  # type: ignore[call-overload]
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
-    def _check_common(self) -> None:
-        """Shared validation of image/patch/heads/activation fields."""
+    def _check_common(self, width_field: str) -> None:
+        """Shared normalisation and validation: img_size lists become tuples, numbers given as strings (YAML
+        reads ``1e-06`` as a string) become numbers or a clear error; image/patch/heads/activation checks."""
         name = type(self).__name__
+        if isinstance(self.img_size, list):  # type: ignore[attr-defined]
+            object.__setattr__(self, "img_size", tuple(self.img_size))  # type: ignore[attr-defined]
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if f.type in ("float", "int") and isinstance(value, str):
+                try:
+                    object.__setattr__(self, f.name, float(value) if f.type == "float" else int(value))
+                except ValueError:
+                    raise ConfigError(f"{name}: {f.name} must be a number, got {value!r}") from None
+        width, heads = getattr(self, width_field), self.num_heads  # type: ignore[attr-defined]
+        if width % heads:
+            raise ConfigError(f"{name}: {width_field} {width} not divisible by num_heads {heads}")
         h, w = _img_hw(self.img_size)  # type: ignore[attr-defined]
         p = self.patch_size  # type: ignore[attr-defined]
         if p <= 0 or h % p or w % p:
@@ -100,18 +119,7 @@ class EncoderConfig(_StrictConfig):
     uniform_power: bool = False
 
     def __post_init__(self) -> None:
-        if isinstance(self.img_size, list):
-            object.__setattr__(self, "img_size", tuple(self.img_size))
-        self._check_common()
-        if self.embed_dim % self.num_heads:
-            raise ConfigError(f"EncoderConfig: embed_dim {self.embed_dim} not divisible by "
-                              f"num_heads {self.num_heads}")
-
-    @property
-    def grid_hw(self) -> tuple[int, int]:
-        """Patch grid (H/p, W/p) at the configured image size."""
-        h, w = _img_hw(self.img_size)
-        return (h // self.patch_size, w // self.patch_size)
+        self._check_common("embed_dim")
 
     @property
     def head_dim(self) -> int:
@@ -152,18 +160,7 @@ class ACPredictorConfig(_StrictConfig):
     activation: str = "gelu"
 
     def __post_init__(self) -> None:
-        if isinstance(self.img_size, list):
-            object.__setattr__(self, "img_size", tuple(self.img_size))
-        self._check_common()
-        if self.predictor_embed_dim % self.num_heads:
-            raise ConfigError(f"ACPredictorConfig: predictor_embed_dim {self.predictor_embed_dim} not "
-                              f"divisible by num_heads {self.num_heads}")
-
-    @property
-    def grid_hw(self) -> tuple[int, int]:
-        """Patch grid (H/p, W/p) the predictor's tokens must have."""
-        h, w = _img_hw(self.img_size)
-        return (h // self.patch_size, w // self.patch_size)
+        self._check_common("predictor_embed_dim")
 
     @property
     def max_frames(self) -> int:
@@ -205,20 +202,9 @@ class PretrainPredictorConfig(_StrictConfig):
     activation: str = "gelu"
 
     def __post_init__(self) -> None:
-        if isinstance(self.img_size, list):
-            object.__setattr__(self, "img_size", tuple(self.img_size))
-        self._check_common()
-        if self.predictor_embed_dim % self.num_heads:
-            raise ConfigError(f"PretrainPredictorConfig: predictor_embed_dim {self.predictor_embed_dim} not "
-                              f"divisible by num_heads {self.num_heads}")
+        self._check_common("predictor_embed_dim")
         if not self.use_mask_tokens or self.num_mask_tokens < 1:
             raise ConfigError("PretrainPredictorConfig: use_mask_tokens must be true with num_mask_tokens >= 1")
-
-    @property
-    def grid_hw(self) -> tuple[int, int]:
-        """Patch grid (H/p, W/p)."""
-        h, w = _img_hw(self.img_size)
-        return (h // self.patch_size, w // self.patch_size)
 
     @property
     def num_patches(self) -> int:
