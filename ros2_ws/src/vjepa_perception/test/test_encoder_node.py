@@ -191,7 +191,9 @@ def test_burst_is_dropped_not_queued(ros_domain_id):
         time.sleep(1.0)
         n = len(g.latents)
         assert 1 <= n <= burst * 5 + 2, f"{n} latents for a 60-frame burst of {burst:.2f} s at 5 Hz"
-        assert g.latents[-1].header.stamp.sec == 59  # the newest frame wins
+        stamps = [m.header.stamp.sec for m in g.latents]
+        assert stamps == sorted(set(stamps))  # never an older frame after a newer one: no backlog
+        assert stamps[-1] >= 45  # the newest frames win (best-effort transport may lose the very last few)
         assert g.node._stats["dropped"] >= 50
         assert g.node._pending is None  # nothing queued behind
         g.wait(lambda: any(s.values and s.hardware_id == g.node.model_id for d in g.diags for s in d.status), 5,

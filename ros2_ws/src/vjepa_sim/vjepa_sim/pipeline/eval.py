@@ -109,7 +109,7 @@ class _Experimenter:
     def __init__(self, graph: NodeGraph) -> None:
         import rclpy
         from geometry_msgs.msg import PoseStamped
-        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from rosgraph_msgs.msg import Clock
         from sensor_msgs.msg import Image
@@ -138,7 +138,7 @@ class _Experimenter:
         self.render_cli = n.create_client(RenderGoal, "/sim_node/render_goal")
         self.goal_cli = n.create_client(SetGoal, "/planner_node/set_goal")
         self.types = {"ResetSim": ResetSim, "RenderGoal": RenderGoal, "SetGoal": SetGoal, "PoseStamped": PoseStamped}
-        self.executor = MultiThreadedExecutor(num_threads=2)
+        self.executor = SingleThreadedExecutor()  # one thread: callbacks never race the shutdown
         self.executor.add_node(n)
         self._spin = threading.Thread(target=self.executor.spin, daemon=True)
         self._spin.start()
@@ -192,8 +192,8 @@ class _Experimenter:
     def close(self) -> None:
         import rclpy
 
-        self.executor.shutdown(timeout_sec=2.0)
-        self._spin.join(timeout=2.0)
+        self.executor.shutdown(timeout_sec=10.0)  # wait for running callbacks before destroying their node
+        self._spin.join(timeout=10.0)
         self.node.destroy_node()
         rclpy.try_shutdown()
 
