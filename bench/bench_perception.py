@@ -273,9 +273,9 @@ def main() -> int:
                      "node_max_rate_hz": 1000.0},
         "command": "python bench/bench_perception.py",
         "notes": ("torch in the node runs with OMP_NUM_THREADS threads; onnxruntime uses its default intra-op "
-                  "thread count (encoder_node has no thread parameter), which competes with the camera publisher "
-                  "on a 2-core machine. The camera, DDS and the node share the same 2 cores, so the 300 Hz rows "
-                  "measure the whole machine's capacity, not the model's."),
+                  "thread count (encoder_node's `threads` parameter can cap it), which competes with the camera "
+                  "publisher on a 2-core machine. The camera, DDS and the node share the same 2 cores, so the "
+                  "300 Hz rows measure the whole machine's capacity, not the model's."),
         "rows": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

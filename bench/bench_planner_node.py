@@ -306,8 +306,8 @@ def main() -> int:
         "command": "python bench/bench_planner_node.py",
         "steps_per_setting": args.steps,
         "notes": ("planning_time is measured inside the node around its plan function (CEM plan plus two 1-sample "
-                  "energy evaluations); the node plans while holding its observation lock, on one torch thread, "
-                  "eager (no torch.compile)."),
+                  "energy evaluations); the node plans on one torch thread, eager (no torch.compile), outside the "
+                  "lock its subscription callbacks take."),
         "rows": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
