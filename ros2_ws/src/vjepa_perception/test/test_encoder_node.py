@@ -194,12 +194,15 @@ def test_burst_is_dropped_not_queued(ros_domain_id):
         stamps = [m.header.stamp.sec for m in g.latents]
         assert stamps == sorted(set(stamps))  # never an older frame after a newer one: no backlog
         assert stamps[-1] >= 45  # the newest frames win (best-effort transport may lose the very last few)
-        assert g.node._stats["dropped"] >= 50
+        st = g.node._stats  # best-effort transport may lose some of the burst before the node sees it
+        assert st["received"] >= 20, st
+        assert st["received"] == st["published"] + st["dropped"], st  # every frame encoded or dropped, none queued
+        assert st["dropped"] >= st["received"] - (burst * 5 + 2), st
         assert g.node._pending is None  # nothing queued behind
         g.wait(lambda: any(s.values and s.hardware_id == g.node.model_id for d in g.diags for s in d.status), 5,
                "diagnostics")
         values = {kv.key: kv.value for kv in g.diags[-1].status[0].values}
-        assert int(values["dropped_frames"]) >= 50 and values["backend"] == "torch"
+        assert int(values["dropped_frames"]) >= 1 and values["backend"] == "torch"
         for key in ("input_rate_hz", "output_rate_hz", "latency_ms_p50", "model_id"):
             assert key in values
     finally:
