@@ -16,8 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import ACPredictorConfig, mlp_hidden_dim
-from .modules import Block, init_weights, rescale_blocks
+from ..config import ACPredictorConfig
+from .modules import init_weights, make_blocks, rescale_blocks
 
 __all__ = ["ACPredictor", "build_block_causal_mask", "frame_token_positions"]
 
@@ -69,11 +69,7 @@ class ACPredictor(nn.Module):
         self.action_encoder = nn.Linear(cfg.action_embed_dim, pd)
         self.state_encoder = nn.Linear(cfg.action_embed_dim, pd)
         self.extrinsics_encoder = nn.Linear(cfg.action_embed_dim - 1, pd)  # present even when unused
-        hidden = mlp_hidden_dim(pd, cfg.mlp_ratio)
-        self.predictor_blocks = nn.ModuleList([
-            Block(pd, cfg.num_heads, hidden, qkv_bias=cfg.qkv_bias, eps=cfg.layer_norm_eps, use_rope=True)
-            for _ in range(cfg.depth)
-        ])
+        self.predictor_blocks = make_blocks(pd, cfg)
         self.predictor_norm = nn.LayerNorm(pd, eps=cfg.layer_norm_eps)
         self.predictor_proj = nn.Linear(pd, d)
 

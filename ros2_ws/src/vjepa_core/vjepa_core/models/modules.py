@@ -12,12 +12,15 @@ the attention itself is: qkv -> RoPE -> SDPA(mask) -> proj.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Attention", "Block", "MLP", "apply_rope_3d", "grid_positions", "rope_segment_dim", "rotate"]
+from ..config import mlp_hidden_dim
+
+__all__ = ["Attention", "Block", "MLP", "apply_rope_3d", "grid_positions", "make_blocks", "rope_segment_dim", "rotate"]
 
 
 def rope_segment_dim(head_dim: int) -> int:
@@ -132,6 +135,16 @@ class Block(nn.Module):
         """``x[B, N, C]`` -> ``[B, N, C]``."""
         x = x + self.attn(self.norm1(x), pos, attn_mask)
         return x + self.mlp(self.norm2(x))
+
+
+def make_blocks(width: int, cfg: Any) -> nn.ModuleList:
+    """``cfg.depth`` pre-norm RoPE blocks of ``width`` (heads, MLP ratio, qkv bias, eps from ``cfg``), the trunk
+    shared by the encoder and both predictors."""
+    hidden = mlp_hidden_dim(width, cfg.mlp_ratio)
+    return nn.ModuleList([
+        Block(width, cfg.num_heads, hidden, qkv_bias=cfg.qkv_bias, eps=cfg.layer_norm_eps, use_rope=True)
+        for _ in range(cfg.depth)
+    ])
 
 
 def init_weights(module: nn.Module, std: float = 0.02) -> None:

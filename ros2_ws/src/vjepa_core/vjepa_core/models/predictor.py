@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import PretrainPredictorConfig, mlp_hidden_dim
-from .modules import Block, grid_positions, init_weights, rescale_blocks
+from ..config import PretrainPredictorConfig
+from .modules import grid_positions, init_weights, make_blocks, rescale_blocks
 
 __all__ = ["PretrainPredictor"]
 
@@ -41,11 +41,7 @@ class PretrainPredictor(nn.Module):
         self.num_patches = cfg.num_patches
         self.predictor_embed = nn.Linear(d, pd)
         self.mask_tokens = nn.ParameterList([nn.Parameter(torch.zeros(1, 1, pd)) for _ in range(cfg.num_mask_tokens)])
-        hidden = mlp_hidden_dim(pd, cfg.mlp_ratio)
-        self.predictor_blocks = nn.ModuleList([
-            Block(pd, cfg.num_heads, hidden, qkv_bias=cfg.qkv_bias, eps=cfg.layer_norm_eps, use_rope=True)
-            for _ in range(cfg.depth)
-        ])
+        self.predictor_blocks = make_blocks(pd, cfg)
         self.predictor_norm = nn.LayerNorm(pd, eps=cfg.layer_norm_eps)
         self.predictor_proj = nn.Linear(pd, d)
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import EncoderConfig, mlp_hidden_dim
-from .modules import Block, grid_positions, init_weights, rescale_blocks
+from ..config import EncoderConfig
+from .modules import grid_positions, init_weights, make_blocks, rescale_blocks
 
 __all__ = ["PatchEmbed3D", "VisionTransformer"]
 
@@ -45,11 +45,7 @@ class VisionTransformer(nn.Module):
         self.tubelet_size = cfg.tubelet_size
         self.embed_dim = d
         self.patch_embed = PatchEmbed3D(cfg.patch_size, cfg.tubelet_size, d)
-        hidden = mlp_hidden_dim(d, cfg.mlp_ratio)
-        self.blocks = nn.ModuleList([
-            Block(d, cfg.num_heads, hidden, qkv_bias=cfg.qkv_bias, eps=cfg.layer_norm_eps, use_rope=True)
-            for _ in range(cfg.depth)
-        ])
+        self.blocks = make_blocks(d, cfg)
         self.norm = nn.LayerNorm(d, eps=cfg.layer_norm_eps)
 
     def init_weights(self, std: float = 0.02) -> None:
