@@ -274,3 +274,39 @@ def test_render_goal_and_reset_services(graph):
     assert not res.success and "NaN" in res.message
     t1 = probe.now()
     probe.wait(lambda: probe.now() > t1 + 0.2, what="sim time advancing after a bad reset")
+
+
+def test_tiled_camera_publishes_one_stacked_image_and_no_separate_topic():
+    """A camera with ``tile_below`` publishes both views in one image; the stacked camera gets no topic."""
+    ctx = Context()
+    rclpy.init(context=ctx, domain_id=160 + (DOMAIN_ID - 160 + 20) % 40)  # not the module graph's domain
+    params = {"real_time_factor": 3.0, "seed": 5, "camera_names": ["ext1", "ext2"], "cameras.ext1.tile_below": "ext2"}
+    for name in ("ext1", "ext2"):
+        params[f"cameras.{name}.width"], params[f"cameras.{name}.height"] = 96, 48
+    sim = SimNode(params, context=ctx)
+    probe = Probe(ctx)
+    ex = SingleThreadedExecutor(context=ctx)
+    ex.add_node(sim)
+    ex.add_node(probe.node)
+    th = threading.Thread(target=ex.spin, daemon=True)
+    th.start()
+    try:
+        img = probe.wait(lambda: probe.last("image"), what="a tiled image")
+        info = probe.wait(lambda: probe.last("info"), what="its camera info")
+        assert (img.width, img.height, len(img.data)) == (96, 96, 96 * 96 * 3)
+        assert (info.width, info.height) == (96, 96) and info.k[5] == 24.0  # K of the top (48 px) view
+        topics = dict(probe.node.get_topic_names_and_types())
+        assert not any("ext2" in t for t in topics), sorted(topics)
+        res = probe.call(probe.goal_cli, RenderGoal.Request(pose=PoseStamped().pose, gripper=0.0))
+        assert not res.success  # an all-zero quaternion is refused, the tiled camera does not change that
+        req = RenderGoal.Request()
+        req.pose.position.x, req.pose.position.y, req.pose.position.z = 0.5, 0.0, 0.2
+        req.pose.orientation.x = 1.0
+        res = probe.call(probe.goal_cli, req)
+        assert res.success and (res.image.width, res.image.height) == (96, 96), res.message
+    finally:
+        ex.shutdown()
+        th.join(timeout=10)
+        sim.destroy_node()
+        probe.node.destroy_node()
+        rclpy.shutdown(context=ctx)

@@ -253,6 +253,48 @@ def test_config_round_trip_and_unknown_keys():
     yaml_cfg.validate()
 
 
+def _tiled_params(**extra):
+    """Two 96 x 48 views, ext2 stacked below ext1 (the sim pipeline's layout)."""
+    params = default_ros_params(["ext1", "ext2"])
+    for name in ("ext1", "ext2"):
+        params[f"cameras.{name}.width"], params[f"cameras.{name}.height"] = 96, 48
+    params["cameras.ext1.tile_below"] = "ext2"
+    params.update(extra)
+    return params
+
+
+def test_tiled_camera_stacks_two_views_in_one_image():
+    cfg = config_from_ros_params(_tiled_params())
+    assert [c.name for c in cfg.published_cameras] == ["ext1"] and cfg.cameras[0].tiled
+    tiled = FrankaSim(cfg)
+    single = FrankaSim(config_from_ros_params({**_tiled_params(), "cameras.ext1.tile_below": ""}))
+    try:
+        assert tiled.image_shape() == (96, 96) and single.image_shape() == (48, 96)
+        img = tiled.render()
+        assert img.shape == (96, 96, 3)
+        # the top half is ext1's own view, the bottom half ext2's, pixel for pixel
+        np.testing.assert_array_equal(img[:48], single.render("ext1"))
+        np.testing.assert_array_equal(img[48:], single.render("ext2"))
+        assert not np.array_equal(img[:48], img[48:])
+        goal = tiled.render_goal((0.5, 0.0, 0.2), DOWN_QUAT)
+        assert goal.image.shape == (96, 96, 3)
+    finally:
+        tiled.close()
+        single.close()
+
+
+@pytest.mark.parametrize("extra, match", [
+    ({"cameras.ext1.tile_below": "ext3"}, "tile_below must name another configured camera"),
+    ({"cameras.ext1.tile_below": "ext1"}, "tile_below must name another configured camera"),
+    ({"cameras.ext2.width": 64}, "same width"),
+    ({"cameras.ext2.tile_below": "ext1"}, "nested"),
+    ({"cameras.ext1.tile_below": "", "cameras.ext2.tile_below": "ext1"}, "first camera"),
+])
+def test_bad_tiles_are_refused_with_a_message(extra, match):
+    with pytest.raises(ValueError, match=match):
+        config_from_ros_params(_tiled_params(**extra))
+
+
 def test_geometry_slerp_endpoints():
     a = np.array([0.0, 0.0, 0.0, 1.0])
     b = np.array([1.0, 0.0, 0.0, 0.0])

@@ -39,6 +39,15 @@ class CameraConfig:
     far: float = 5.0
     topic: str = ""  # empty: "/camera/image_raw" for the first camera, "/camera/<name>/image_raw" otherwise
     frame_id: str = ""  # empty: "<name>_optical_frame"
+    # Name of another camera whose image is stacked below this one's in the same published frame (equal
+    # widths), so one image stream carries two views: a model then sees depth along either optical axis
+    # without a second input stream. The stacked camera is not published on its own.
+    tile_below: str = ""
+
+    @property
+    def tiled(self) -> bool:
+        """Whether this camera's published image stacks another camera's view below its own."""
+        return bool(self.tile_below)
 
     def validate(self) -> None:
         """Raise ``ValueError`` on impossible camera settings."""
@@ -117,6 +126,31 @@ class SimConfig:
             raise ValueError(f"camera names must be unique, got {names}")
         for cam in self.cameras:
             cam.validate()
+        by_name = {c.name: c for c in self.cameras}
+        below = [c.tile_below for c in self.cameras if c.tile_below]
+        for cam in self.cameras:
+            if not cam.tile_below:
+                continue
+            other = by_name.get(cam.tile_below)
+            if other is None or other.name == cam.name:
+                raise ValueError(f"camera {cam.name}: tile_below must name another configured camera, "
+                                 f"got {cam.tile_below!r} (configured: {', '.join(names)})")
+            if other.tile_below or cam.name in below:
+                raise ValueError(f"camera {cam.name}: tiles cannot be nested ({cam.name} -> {other.name})")
+            if other.width != cam.width:
+                raise ValueError(f"camera {cam.name}: tile_below camera {other.name} must have the same width "
+                                 f"({other.width} != {cam.width})")
+        if len(set(below)) != len(below):
+            raise ValueError(f"a camera can be tiled below only one other camera, got tile_below {below}")
+        if self.cameras[0].name in below:
+            raise ValueError(f"the first camera ({self.cameras[0].name}) is the default stream and cannot be "
+                             "tiled below another one")
+
+    @property
+    def published_cameras(self) -> tuple:
+        """Cameras that get their own image topic: all but those stacked below another camera."""
+        below = {c.tile_below for c in self.cameras if c.tile_below}
+        return tuple(c for c in self.cameras if c.name not in below)
 
     @property
     def physics_dt(self) -> float:
@@ -127,7 +161,8 @@ class SimConfig:
 # ---------------------------------------------------------------------------------------------------------
 # Flat ROS parameter view: {"num_objects": 3, "camera_names": ["ext1"], "cameras.ext1.eye": [...], ...}
 
-_CAMERA_KEYS = ("eye", "target", "up", "fov_deg", "width", "height", "near", "far", "topic", "frame_id")
+_CAMERA_KEYS = ("eye", "target", "up", "fov_deg", "width", "height", "near", "far", "topic", "frame_id",
+                "tile_below")
 _SIM_KEYS = tuple(f.name for f in fields(SimConfig) if f.name != "cameras")
 
 

@@ -570,8 +570,24 @@ class FrankaSim:
         return np.array([[fy, 0.0, cam.width / 2.0], [0.0, fy, cam.height / 2.0], [0.0, 0.0, 1.0]])
 
     def render(self, name: str | None = None) -> np.ndarray:
-        """Render a camera with the CPU TinyRenderer: [H, W, 3] uint8 RGB."""
+        """Render a camera with the CPU TinyRenderer: [H, W, 3] uint8 RGB.
+
+        A camera with ``tile_below`` returns its own view with that camera's view stacked below it
+        ([H1 + H2, W, 3]), the image its topic publishes.
+        """
         cam = self.camera(name)
+        if cam.tile_below:
+            return np.concatenate([self._render_view(cam), self._render_view(self.camera(cam.tile_below))], axis=0)
+        return self._render_view(cam)
+
+    def image_shape(self, name: str | None = None) -> tuple[int, int]:
+        """(height, width) of the image :meth:`render` returns for a camera (tiles included)."""
+        cam = self.camera(name)
+        extra = self.camera(cam.tile_below).height if cam.tile_below else 0
+        return cam.height + extra, cam.width
+
+    def _render_view(self, cam: CameraConfig) -> np.ndarray:
+        """One camera's own view, [H, W, 3] uint8 RGB."""
         view, proj = self._view[cam.name]
         _, _, rgba, _, _ = p.getCameraImage(
             cam.width, cam.height, view, proj, shadow=int(self.config.shadows), lightDirection=LIGHT_DIRECTION,

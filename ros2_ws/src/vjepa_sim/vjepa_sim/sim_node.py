@@ -104,7 +104,8 @@ SCENE_PARAM_HELP = {
     "gripper_force": "default grasp force [N]",
     "shadows": "TinyRenderer shadows (2x render time)",
     "arm_meshes": "'collision' (low-poly, fast) or 'visual' (stock meshes) for rendering the arm",
-    "camera_names": "cameras to simulate; per camera: cameras.<name>.{eye,target,up,fov_deg,width,height,...}",
+    "camera_names": ("cameras to simulate; per camera: "
+                     "cameras.<name>.{eye,target,up,fov_deg,width,height,...,tile_below}"),
 }
 
 
@@ -214,6 +215,8 @@ class SimNode(Node):
         p = self._p
         self._cams = []
         for i, cam in enumerate(self.sim.config.cameras):
+            if cam not in self.sim.config.published_cameras:
+                continue  # stacked below another camera's view, published inside that image
             topic = camera_topic(cam, i)
             info_topic = topic.rsplit("/", 1)[0] + "/camera_info"
             self._cams.append((
@@ -423,7 +426,8 @@ class SimNode(Node):
         k = self.sim.intrinsics(cam.name)
         msg = CameraInfo()
         msg.header.stamp, msg.header.frame_id = stamp, frame
-        msg.width, msg.height = cam.width, cam.height
+        # a tiled camera's image is taller than its own view; K and P describe the top (own) view
+        msg.height, msg.width = self.sim.image_shape(cam.name)
         msg.distortion_model = "plumb_bob"
         msg.d = [0.0] * 5
         msg.k = [float(v) for v in k.reshape(-1)]

@@ -6,6 +6,10 @@ one step with CEM from frame t toward frame t+1 as the goal, using the planner's
 delta with the true one (the recorded pose difference). Reports the mean position error [cm] beside the
 zero-action baseline (the mean true step length), and as a diagnostic of the energy landscape the Spearman rank
 correlation between the latent L1 distance of frame pairs and the distance of their end-effector positions.
+
+It also reports the energy profile: the mean latent L1 distance between goal images rendered a given distance
+apart (training scenes, the eval box). Its 1 cm level is the planner's ``energy_threshold`` (stop when the current
+frame is as close to the goal as images 1 cm apart are to each other): calibrated without evaluation episodes.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +42,50 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
     return float(np.corrcoef(ra, rb)[0, 1])
+
+
+PROFILE_DISPLACEMENTS_CM = (0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0)
+
+
+def energy_profile(settings: Settings, encode: Callable, positions: int = 60, scenes: int = 3,
+                   seed: int = 0) -> list[dict]:
+    """Energy (latent L1) between goal images rendered ``d`` cm apart, for each d of :data:`PROFILE_DISPLACEMENTS_CM`.
+
+    For ``positions`` random end-effector positions in the eval box (gripper down) of ``scenes`` training scenes
+    (seeds ``collect.seed + k``, never evaluation scenes), renders the goal image there and at a displacement of
+    ``d`` in a random direction (the simulator's ``render_goal``, exactly how evaluation goals are made), encodes
+    both with ``encode`` (uint8 [N, H, W, 3] -> tokens [N, T, D]) and averages the energy. Returns
+    ``[{"displacement_cm", "energy_mean", "energy_std", "pairs"}]``.
+    """
+    from dataclasses import replace
+
+    from ..config import config_from_ros_params, load_params_file
+    from ..scene import DOWN_QUAT, FrankaSim
+
+    params: dict = {}
+    for f in settings.sim_params():
+        params.update(load_params_file(f))
+    base = config_from_ros_params(params)
+    ev = settings.section("eval")
+    lo, hi = np.array(ev["target_min"], float), np.array(ev["target_max"], float)
+    rng = np.random.default_rng(seed)
+    energies: dict = {d: [] for d in PROFILE_DISPLACEMENTS_CM}
+    for k in range(scenes):
+        sim = FrankaSim(replace(base, seed=int(settings.section("collect")["seed"]) + k))
+        try:
+            for _ in range(positions // scenes):
+                p0 = rng.uniform(lo, hi)
+                imgs = [sim.render_goal(p0, DOWN_QUAT).image]
+                for d in PROFILE_DISPLACEMENTS_CM:
+                    u = rng.normal(size=3)
+                    imgs.append(sim.render_goal(p0 + u / np.linalg.norm(u) * d / 100.0, DOWN_QUAT).image)
+                tok = np.asarray(encode(np.stack(imgs)))
+                for j, d in enumerate(PROFILE_DISPLACEMENTS_CM):
+                    energies[d].append(float(np.abs(tok[0] - tok[j + 1]).mean()))
+        finally:
+            sim.close()
+    return [{"displacement_cm": d, "energy_mean": float(np.mean(e)), "energy_std": float(np.std(e)),
+             "pairs": len(e)} for d, e in energies.items()]
 
 
 def action_error(settings: Settings, model_dir: Path, dataset: Path, transitions: int, seed: int,
@@ -103,6 +152,13 @@ def action_error(settings: Settings, model_dir: Path, dataset: Path, transitions
     energy = np.abs(toks[ia] - toks[ib]).mean(axis=(1, 2))
     dist = np.linalg.norm(pos[ia] - pos[ib], axis=1)
     err = np.array(errors)
+
+    def encode(images: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return wm.encode(preprocess_frames(images, size=size)[:, :, 0]).numpy()
+
+    profile = energy_profile(settings, encode, seed=seed)
+    one_cm = next(r["energy_mean"] for r in profile if r["displacement_cm"] == 1.0)
     planned_a, truth_a = np.array(planned), np.array(truth)
     return {
         "transitions": len(err),
@@ -114,6 +170,8 @@ def action_error(settings: Settings, model_dir: Path, dataset: Path, transitions
         "cosine_mean": float(np.mean(np.sum(planned_a * truth_a, 1) / (
             np.linalg.norm(planned_a, axis=1) * np.linalg.norm(truth_a, axis=1) + 1e-9))),
         "energy_distance_spearman": _spearman(energy, dist),
+        "energy_profile": profile,
+        "energy_at_1cm": one_cm,
         "planning_time_mean_s": float(np.mean(times)),
         "planning_time_median_s": float(np.median(times)),
         "cem": {"samples": cem.samples, "iterations": cem.iterations, "topk": cem.topk, "maxnorm": cem.maxnorm},
@@ -133,6 +191,10 @@ def run(args: argparse.Namespace) -> int:
           f"baseline {out['zero_action_baseline_cm']:.2f} cm), per axis {out['per_axis_mean_abs_error_cm']} cm, "
           f"cosine {out['cosine_mean']:.2f}; energy/distance rank correlation {out['energy_distance_spearman']:.2f}; "
           f"planning {out['planning_time_median_s']:.3f} s per step (median, {args.backend})")
+    print("energy profile (goal images rendered d apart, training scenes):")
+    for r in out["energy_profile"]:
+        print(f"  {r['displacement_cm']:5.1f} cm: {r['energy_mean']:.4f} +- {r['energy_std']:.4f} ({r['pairs']} pairs)")
+    print(f"energy at 1 cm: {out['energy_at_1cm']:.4f}  <- calibrates the planner's energy_threshold")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(out, indent=1))
