@@ -126,6 +126,33 @@ def test_collect_build_train_export_on_a_tiny_scale(pipeline_yaml, tmp_path, ros
     assert main(["action-error", *p, "--model", str(model), "--transitions", "4", "--json", str(out)]) == 0
     res = json.loads(out.read_text())
     assert res["transitions"] == 4 and np.isfinite(res["mean_position_error_cm"])
+    assert res["energy_at_1cm"] > 0 and {r["direction"] for r in res["energy_profile"]} >= {"random", "ext1 axis"}
+
+
+def test_energy_profile_shows_what_each_view_sees():
+    """Pixels as the 'encoder': both views together see motion along ext1's axis; ext1's view alone barely."""
+    from vjepa_sim.pipeline.action_error import PROFILE_DISPLACEMENTS_CM, energy_profile
+
+    settings = load_settings(None, None)
+
+    def both(images):
+        return images.reshape(len(images), -1, 3).astype(np.float32) / 255.0
+
+    def top_only(images):
+        return both(images[:, : images.shape[1] // 2])
+
+    prof = {fn.__name__: energy_profile(settings, fn, positions=6, scenes=2) for fn in (both, top_only)}
+    rows = {k: {(r["direction"], r["displacement_cm"]): r["energy_mean"] for r in v} for k, v in prof.items()}
+    assert {d for d, _ in rows["both"]} == {"random", "ext1 axis", "ext2 axis"}
+    assert all(r["pairs"] == 6 for r in prof["both"])
+    for name in ("random", "ext1 axis"):  # energy grows with the displacement
+        e = [rows["both"][(name, d)] for d in PROFILE_DISPLACEMENTS_CM]
+        assert e[0] < e[3] < e[-1], (name, e)
+
+    def ratio(k):
+        return rows[k][("ext1 axis", 5.0)] / rows[k][("random", 5.0)]
+
+    assert ratio("both") > 1.3 * ratio("top_only"), (ratio("both"), ratio("top_only"))
 
 
 def test_shipped_model_card_and_size():

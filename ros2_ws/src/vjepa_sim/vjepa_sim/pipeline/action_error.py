@@ -53,9 +53,11 @@ def energy_profile(settings: Settings, encode: Callable, positions: int = 60, sc
 
     For ``positions`` random end-effector positions in the eval box (gripper down) of ``scenes`` training scenes
     (seeds ``collect.seed + k``, never evaluation scenes), renders the goal image there and at a displacement of
-    ``d`` in a random direction (the simulator's ``render_goal``, exactly how evaluation goals are made), encodes
-    both with ``encode`` (uint8 [N, H, W, 3] -> tokens [N, T, D]) and averages the energy. Returns
-    ``[{"displacement_cm", "energy_mean", "energy_std", "pairs"}]``.
+    ``d`` in a random direction and along each camera's optical axis (the simulator's ``render_goal``, exactly
+    how evaluation goals are made), encodes them with ``encode`` (uint8 [N, H, W, 3] -> tokens [N, T, D]) and
+    averages the energy. A model blind to depth along a camera's axis shows it here: its "view axis" energies
+    stay far below the random-direction ones. Returns ``[{"direction", "displacement_cm", "energy_mean",
+    "energy_std", "pairs"}]``, direction ``"random"`` or ``"<camera> axis"``.
     """
     from dataclasses import replace
 
@@ -69,23 +71,26 @@ def energy_profile(settings: Settings, encode: Callable, positions: int = 60, sc
     ev = settings.section("eval")
     lo, hi = np.array(ev["target_min"], float), np.array(ev["target_max"], float)
     rng = np.random.default_rng(seed)
-    energies: dict = {d: [] for d in PROFILE_DISPLACEMENTS_CM}
+    axes = {f"{c.name} axis": (np.array(c.target, float) - np.array(c.eye, float)) for c in base.cameras}
+    energies: dict = {}
     for k in range(scenes):
         sim = FrankaSim(replace(base, seed=int(settings.section("collect")["seed"]) + k))
         try:
             for _ in range(positions // scenes):
                 p0 = rng.uniform(lo, hi)
-                imgs = [sim.render_goal(p0, DOWN_QUAT).image]
+                imgs, keys = [sim.render_goal(p0, DOWN_QUAT).image], []
                 for d in PROFILE_DISPLACEMENTS_CM:
-                    u = rng.normal(size=3)
-                    imgs.append(sim.render_goal(p0 + u / np.linalg.norm(u) * d / 100.0, DOWN_QUAT).image)
+                    dirs = {"random": rng.normal(size=3), **{k: a * rng.choice((-1.0, 1.0)) for k, a in axes.items()}}
+                    for name, u in dirs.items():
+                        imgs.append(sim.render_goal(p0 + u / np.linalg.norm(u) * d / 100.0, DOWN_QUAT).image)
+                        keys.append((name, d))
                 tok = np.asarray(encode(np.stack(imgs)))
-                for j, d in enumerate(PROFILE_DISPLACEMENTS_CM):
-                    energies[d].append(float(np.abs(tok[0] - tok[j + 1]).mean()))
+                for j, key in enumerate(keys):
+                    energies.setdefault(key, []).append(float(np.abs(tok[0] - tok[j + 1]).mean()))
         finally:
             sim.close()
-    return [{"displacement_cm": d, "energy_mean": float(np.mean(e)), "energy_std": float(np.std(e)),
-             "pairs": len(e)} for d, e in energies.items()]
+    return [{"direction": name, "displacement_cm": d, "energy_mean": float(np.mean(e)), "energy_std": float(np.std(e)),
+             "pairs": len(e)} for (name, d), e in energies.items()]
 
 
 def action_error(settings: Settings, model_dir: Path, dataset: Path, transitions: int, seed: int,
@@ -158,7 +163,7 @@ def action_error(settings: Settings, model_dir: Path, dataset: Path, transitions
             return wm.encode(preprocess_frames(images, size=size)[:, :, 0]).numpy()
 
     profile = energy_profile(settings, encode, seed=seed)
-    one_cm = next(r["energy_mean"] for r in profile if r["displacement_cm"] == 1.0)
+    one_cm = next(r["energy_mean"] for r in profile if r["displacement_cm"] == 1.0 and r["direction"] == "random")
     planned_a, truth_a = np.array(planned), np.array(truth)
     return {
         "transitions": len(err),
@@ -191,9 +196,13 @@ def run(args: argparse.Namespace) -> int:
           f"baseline {out['zero_action_baseline_cm']:.2f} cm), per axis {out['per_axis_mean_abs_error_cm']} cm, "
           f"cosine {out['cosine_mean']:.2f}; energy/distance rank correlation {out['energy_distance_spearman']:.2f}; "
           f"planning {out['planning_time_median_s']:.3f} s per step (median, {args.backend})")
-    print("energy profile (goal images rendered d apart, training scenes):")
-    for r in out["energy_profile"]:
-        print(f"  {r['displacement_cm']:5.1f} cm: {r['energy_mean']:.4f} +- {r['energy_std']:.4f} ({r['pairs']} pairs)")
+    print("energy profile (goal images rendered d apart, training scenes), mean +- std per direction:")
+    directions = list(dict.fromkeys(r["direction"] for r in out["energy_profile"]))
+    print("  " + " " * 8 + "".join(f"{d:>22}" for d in directions))
+    for d in PROFILE_DISPLACEMENTS_CM:
+        cells = {r["direction"]: f"{r['energy_mean']:.4f} +- {r['energy_std']:.4f}"
+                 for r in out["energy_profile"] if r["displacement_cm"] == d}
+        print(f"  {d:5.1f} cm" + "".join(f"{cells.get(k, ''):>22}" for k in directions))
     print(f"energy at 1 cm: {out['energy_at_1cm']:.4f}  <- calibrates the planner's energy_threshold")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
