@@ -8,7 +8,7 @@
    planner's settings (config/sim_pipeline/planner.yaml) and compare with the recorded action; target: mean
    position error < 1.5 cm. Run with the onnxruntime backend (the planner's) and torch, side by side.
 3. Planning time per step of those plans (target < 1 s on 2 CPU cores with onnxruntime).
-The closed-loop success rate (20 episodes + the random baseline) takes ~15 min and is not re-run here; its last
+The closed-loop success rate (3 x 20 episodes + the random baseline) takes ~10 min and is not re-run here; its last
 results are copied from models/sim_reach/eval/ (`vjepa-sim eval`, commands in models/sim_reach/MODEL_CARD.md).
 """
 
@@ -57,13 +57,11 @@ def main(argv: list | None = None) -> int:
             return 1
         rows.append(json.loads(out.read_text()))
     evals = {}
-    for name in ("eval_planner", "eval_random"):
-        f = Path(args.model) / "eval" / f"{name}.json"
-        if f.is_file():
-            d = json.loads(f.read_text())
-            evals[name] = {k: d.get(k) for k in ("policy", "episodes", "successes", "success_rate",
-                                                 "mean_final_distance", "median_final_distance",
-                                                 "planning_time_median_s", "command")}
+    for f in sorted((Path(args.model) / "eval").glob("eval_*.json")):  # eval_planner_seedS, eval_random
+        d = json.loads(f.read_text())
+        evals[f.stem] = {k: d.get(k) for k in ("policy", "episodes", "successes", "success_rate",
+                                               "mean_final_distance", "median_final_distance",
+                                               "planning_time_median_s", "command")}
     result = {
         "benchmark": "sim_reach",
         "machine": f"{os.cpu_count()} CPU cores ({platform.machine()}), no GPU, python {platform.python_version()}",

@@ -205,6 +205,15 @@ def sec_reach(doc: dict[str, Any], date: str) -> str:
         lines.append(f"| {r['backend']} | {r['transitions']} | {r['mean_position_error_cm']:.2f} cm | "
                      f"{r['median_position_error_cm']:.2f} cm | {r['zero_action_baseline_cm']:.2f} cm | "
                      f"{c['samples']}x{c['iterations']} | {r['planning_time_median_s'] * 1e3:.0f} ms |")
+    loops = doc.get("closed_loop", {})
+    if loops:
+        lines += ["", "Closed-loop reaching (copied from `models/sim_reach/eval/`, target >= 80% success):", "",
+                  "| run | success | median final distance | plan time (median) |", "|---|---|---|---|"]
+        for name, e in loops.items():
+            lines.append(f"| {name} | {e['successes']}/{e['episodes']} = {e['success_rate'] * 100:.0f}% | "
+                         f"{e['median_final_distance'] * 100:.1f} cm | "
+                         + (f"{e['planning_time_median_s'] * 1e3:.0f} ms |" if e.get("planning_time_median_s")
+                            else "- |"))
     return "\n".join(lines) + _footer("python bench/bench_reach.py", doc.get("machine", "2 CPU cores, no GPU"), date)
 
 
