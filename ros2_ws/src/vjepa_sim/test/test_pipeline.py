@@ -161,12 +161,7 @@ def test_shipped_model_card_and_size():
     assert total <= 25e6, f"models/sim_reach is {total / 1e6:.1f} MB (limit 25 MB)"
     card = (SHIPPED / "MODEL_CARD.md").read_text()
     # the shipped model sees exactly the frame the pipeline's sim publishes (two tiled views, no resize)
-    from vjepa_sim.config import config_from_ros_params, load_params_file
-
-    params: dict = {}
-    for f in load_settings(None, None).sim_params():
-        params.update(load_params_file(f))
-    cams = {c.name: c for c in config_from_ros_params(params).cameras}
+    cams = {c.name: c for c in load_settings(None, None).sim_config().cameras}
     first = next(iter(cams.values()))
     assert first.tile_below, "the pipeline's camera should carry two tiled views"
     img = json.loads((SHIPPED / "config.json").read_text())["encoder"]["img_size"]

@@ -61,13 +61,9 @@ def energy_profile(settings: Settings, encode: Callable, positions: int = 60, sc
     """
     from dataclasses import replace
 
-    from ..config import config_from_ros_params, load_params_file
     from ..scene import DOWN_QUAT, FrankaSim
 
-    params: dict = {}
-    for f in settings.sim_params():
-        params.update(load_params_file(f))
-    base = config_from_ros_params(params)
+    base = settings.sim_config()
     ev = settings.section("eval")
     lo, hi = np.array(ev["target_min"], float), np.array(ev["target_max"], float)
     rng = np.random.default_rng(seed)

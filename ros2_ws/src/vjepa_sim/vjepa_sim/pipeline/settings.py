@@ -103,6 +103,16 @@ class Settings:
         """sim_node params files (absolute paths), later ones override earlier ones."""
         return [str(self.path(p)) for p in self.data["sim_params"]]
 
+    def sim_config(self) -> object:
+        """The scene the pipeline's sim_node runs (:class:`vjepa_sim.config.SimConfig` from the layered
+        ``sim_params`` files), for work that renders without ROS (energy profiles, checks)."""
+        from ..config import config_from_ros_params, load_params_file
+
+        params: dict = {}
+        for f in self.sim_params():
+            params.update(load_params_file(f))
+        return config_from_ros_params(params)
+
     def section(self, name: str) -> dict:
         return self.data[name]
 
