@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -104,26 +105,35 @@ class Probe:
         return self.wait(find, what=f"{source} status after t={t0:.3f}")
 
 
-@pytest.fixture(scope="module")
-def graph():
+@contextlib.contextmanager
+def running_graph(params: dict, domain_id: int):
+    """sim_node with ``params`` + a Probe, spun by one executor thread on ``domain_id``; torn down on exit."""
     ctx = Context()
-    rclpy.init(context=ctx, domain_id=DOMAIN_ID)
-    sim = SimNode({"real_time_factor": 3.0, "seed": 11}, context=ctx)
+    rclpy.init(context=ctx, domain_id=domain_id)
+    sim = SimNode(params, context=ctx)
     probe = Probe(ctx)
     ex = SingleThreadedExecutor(context=ctx)
     ex.add_node(sim)
     ex.add_node(probe.node)
     th = threading.Thread(target=ex.spin, daemon=True)
     th.start()
-    for key in ("image", "info", "pose", "joints", "gripper", "clock"):
-        probe.wait(lambda k=key: probe.last(k), what=f"first {key} message")
-    assert probe.target_pub.get_subscription_count() == 1
-    yield sim, probe
-    ex.shutdown()
-    th.join(timeout=10)
-    sim.destroy_node()
-    probe.node.destroy_node()
-    rclpy.shutdown(context=ctx)
+    try:
+        yield sim, probe
+    finally:
+        ex.shutdown()
+        th.join(timeout=10)
+        sim.destroy_node()
+        probe.node.destroy_node()
+        rclpy.shutdown(context=ctx)
+
+
+@pytest.fixture(scope="module")
+def graph():
+    with running_graph({"real_time_factor": 3.0, "seed": 11}, DOMAIN_ID) as (sim, probe):
+        for key in ("image", "info", "pose", "joints", "gripper", "clock"):
+            probe.wait(lambda k=key: probe.last(k), what=f"first {key} message")
+        assert probe.target_pub.get_subscription_count() == 1
+        yield sim, probe
 
 
 def test_topics_services_types_and_qos(graph):
@@ -278,19 +288,11 @@ def test_render_goal_and_reset_services(graph):
 
 def test_tiled_camera_publishes_one_stacked_image_and_no_separate_topic():
     """A camera with ``tile_below`` publishes both views in one image; the stacked camera gets no topic."""
-    ctx = Context()
-    rclpy.init(context=ctx, domain_id=160 + (DOMAIN_ID - 160 + 20) % 40)  # not the module graph's domain
     params = {"real_time_factor": 3.0, "seed": 5, "camera_names": ["ext1", "ext2"], "cameras.ext1.tile_below": "ext2"}
     for name in ("ext1", "ext2"):
         params[f"cameras.{name}.width"], params[f"cameras.{name}.height"] = 96, 48
-    sim = SimNode(params, context=ctx)
-    probe = Probe(ctx)
-    ex = SingleThreadedExecutor(context=ctx)
-    ex.add_node(sim)
-    ex.add_node(probe.node)
-    th = threading.Thread(target=ex.spin, daemon=True)
-    th.start()
-    try:
+    # not the module graph's domain
+    with running_graph(params, 160 + (DOMAIN_ID - 160 + 20) % 40) as (_, probe):
         img = probe.wait(lambda: probe.last("image"), what="a tiled image")
         info = probe.wait(lambda: probe.last("info"), what="its camera info")
         assert (img.width, img.height, len(img.data)) == (96, 96, 96 * 96 * 3)
@@ -304,9 +306,3 @@ def test_tiled_camera_publishes_one_stacked_image_and_no_separate_topic():
         req.pose.orientation.x = 1.0
         res = probe.call(probe.goal_cli, req)
         assert res.success and (res.image.width, res.image.height) == (96, 96), res.message
-    finally:
-        ex.shutdown()
-        th.join(timeout=10)
-        sim.destroy_node()
-        probe.node.destroy_node()
-        rclpy.shutdown(context=ctx)

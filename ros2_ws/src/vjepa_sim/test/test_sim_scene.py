@@ -265,7 +265,7 @@ def _tiled_params(**extra):
 
 def test_tiled_camera_stacks_two_views_in_one_image():
     cfg = config_from_ros_params(_tiled_params())
-    assert [c.name for c in cfg.published_cameras] == ["ext1"] and cfg.cameras[0].tiled
+    assert [c.name for c in cfg.published_cameras] == ["ext1"] and cfg.cameras[0].tile_below == "ext2"
     tiled = FrankaSim(cfg)
     single = FrankaSim(config_from_ros_params({**_tiled_params(), "cameras.ext1.tile_below": ""}))
     try:

@@ -44,11 +44,6 @@ class CameraConfig:
     # without a second input stream. The stacked camera is not published on its own.
     tile_below: str = ""
 
-    @property
-    def tiled(self) -> bool:
-        """Whether this camera's published image stacks another camera's view below its own."""
-        return bool(self.tile_below)
-
     def validate(self) -> None:
         """Raise ``ValueError`` on impossible camera settings."""
         if not self.name or not self.name.replace("_", "").isalnum():
