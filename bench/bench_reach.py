@@ -52,8 +52,10 @@ def main(argv: list | None = None) -> int:
     rows = []
     for backend in ("onnxruntime", "torch"):
         out = work / f"ae_{backend}.json"
+        # the energy profile depends on the encoder, not the backend: computed once, with the first backend
+        once = [] if backend == "onnxruntime" else ["--no-profile"]
         if sim_main(["action-error", *p, "--model", args.model, "--transitions", str(args.transitions),
-                     "--backend", backend, "--json", str(out)]):
+                     "--backend", backend, *once, "--json", str(out)]):
             return 1
         rows.append(json.loads(out.read_text()))
     evals = {}

@@ -127,6 +127,10 @@ def test_collect_build_train_export_on_a_tiny_scale(pipeline_yaml, tmp_path, ros
     res = json.loads(out.read_text())
     assert res["transitions"] == 4 and np.isfinite(res["mean_position_error_cm"])
     assert res["energy_at_1cm"] > 0 and {r["direction"] for r in res["energy_profile"]} >= {"random", "ext1 axis"}
+    assert main(["action-error", *p, "--model", str(model), "--transitions", "2", "--no-profile", "--json",
+                 str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["transitions"] == 2 and res["energy_profile"] == [] and res["energy_at_1cm"] is None
 
 
 def test_energy_profile_shows_what_each_view_sees():

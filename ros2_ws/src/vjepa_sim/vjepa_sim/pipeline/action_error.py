@@ -36,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--transitions", type=int, default=200, help="held-out transitions to plan (default 200)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "torch"))
+    parser.add_argument("--no-profile", dest="profile", action="store_false",
+                        help="skip the energy profile (it depends on the encoder only, not on the backend)")
     parser.add_argument("--json", default=None, help="write the result here")
 
 
@@ -90,8 +92,9 @@ def energy_profile(settings: Settings, encode: Callable, positions: int = 60, sc
 
 
 def action_error(settings: Settings, model_dir: Path, dataset: Path, transitions: int, seed: int,
-                 backend: str = "onnxruntime") -> dict:
-    """Plan ``transitions`` held-out steps; return errors, baseline and the energy rank correlation."""
+                 backend: str = "onnxruntime", profile: bool = True) -> dict:
+    """Plan ``transitions`` held-out steps; return errors, baseline, the energy rank correlation and (unless
+    ``profile`` is false: ``energy_profile`` [] and ``energy_at_1cm`` None) the energy profile."""
     import torch
 
     from vjepa_core.loading import load_world_model
@@ -158,8 +161,9 @@ def action_error(settings: Settings, model_dir: Path, dataset: Path, transitions
         with torch.no_grad():
             return wm.encode(preprocess_frames(images, size=size)[:, :, 0]).numpy()
 
-    profile = energy_profile(settings, encode, seed=seed)
-    one_cm = next(r["energy_mean"] for r in profile if r["displacement_cm"] == 1.0 and r["direction"] == "random")
+    rows = energy_profile(settings, encode, seed=seed) if profile else []
+    one_cm = next((r["energy_mean"] for r in rows if r["displacement_cm"] == 1.0 and r["direction"] == "random"),
+                  None)
     planned_a, truth_a = np.array(planned), np.array(truth)
     return {
         "transitions": len(err),
@@ -171,7 +175,7 @@ def action_error(settings: Settings, model_dir: Path, dataset: Path, transitions
         "cosine_mean": float(np.mean(np.sum(planned_a * truth_a, 1) / (
             np.linalg.norm(planned_a, axis=1) * np.linalg.norm(truth_a, axis=1) + 1e-9))),
         "energy_distance_spearman": _spearman(energy, dist),
-        "energy_profile": profile,
+        "energy_profile": rows,
         "energy_at_1cm": one_cm,
         "planning_time_mean_s": float(np.mean(times)),
         "planning_time_median_s": float(np.median(times)),
@@ -182,24 +186,31 @@ def action_error(settings: Settings, model_dir: Path, dataset: Path, transitions
     }
 
 
+def _print_profile(rows: list[dict], one_cm: float) -> None:
+    """The energy profile as a table: one line per displacement, one column per direction."""
+    print("energy profile (goal images rendered d apart, training scenes), mean +- std per direction:")
+    directions = list(dict.fromkeys(r["direction"] for r in rows))
+    print("  " + " " * 8 + "".join(f"{d:>22}" for d in directions))
+    for d in PROFILE_DISPLACEMENTS_CM:
+        cells = {r["direction"]: f"{r['energy_mean']:.4f} +- {r['energy_std']:.4f}"
+                 for r in rows if r["displacement_cm"] == d}
+        print(f"  {d:5.1f} cm" + "".join(f"{cells.get(k, ''):>22}" for k in directions))
+    print(f"energy at 1 cm: {one_cm:.4f}  <- calibrates the planner's energy_threshold")
+
+
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``vjepa-sim action-error``."""
     s = load_settings(args.pipeline, args.workdir)
     dataset = Path(args.dataset).resolve() if args.dataset else s.heldout_dataset
-    out = action_error(s, Path(args.model).resolve(), dataset, args.transitions, args.seed, args.backend)
+    out = action_error(s, Path(args.model).resolve(), dataset, args.transitions, args.seed, args.backend,
+                       args.profile)
     print(f"action-error: {out['transitions']} held-out transitions: mean position error "
           f"{out['mean_position_error_cm']:.2f} cm (median {out['median_position_error_cm']:.2f}; zero-action "
           f"baseline {out['zero_action_baseline_cm']:.2f} cm), per axis {out['per_axis_mean_abs_error_cm']} cm, "
           f"cosine {out['cosine_mean']:.2f}; energy/distance rank correlation {out['energy_distance_spearman']:.2f}; "
           f"planning {out['planning_time_median_s']:.3f} s per step (median, {args.backend})")
-    print("energy profile (goal images rendered d apart, training scenes), mean +- std per direction:")
-    directions = list(dict.fromkeys(r["direction"] for r in out["energy_profile"]))
-    print("  " + " " * 8 + "".join(f"{d:>22}" for d in directions))
-    for d in PROFILE_DISPLACEMENTS_CM:
-        cells = {r["direction"]: f"{r['energy_mean']:.4f} +- {r['energy_std']:.4f}"
-                 for r in out["energy_profile"] if r["displacement_cm"] == d}
-        print(f"  {d:5.1f} cm" + "".join(f"{cells.get(k, ''):>22}" for k in directions))
-    print(f"energy at 1 cm: {out['energy_at_1cm']:.4f}  <- calibrates the planner's energy_threshold")
+    if out["energy_profile"]:
+        _print_profile(out["energy_profile"], out["energy_at_1cm"])
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(out, indent=1))
