@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import subprocess
@@ -36,19 +35,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import start_node as start_node_process
+from _common import summary, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = (ROOT / ".." / "shared" / "fixtures" / "parity_tiny_a").resolve()
 DOMAIN_ID = 231
-
-
-def _percentiles(xs: list[float]) -> dict[str, float | None]:
-    if not xs:
-        return {"p50": None, "p90": None, "p99": None, "mean": None, "max": None}
-    a = np.asarray(xs)
-    return {"p50": round(float(np.percentile(a, 50)), 2), "p90": round(float(np.percentile(a, 90)), 2),
-            "p99": round(float(np.percentile(a, 99)), 2), "mean": round(float(a.mean()), 2),
-            "max": round(float(a.max()), 2)}
 
 
 def export_tiny(out: Path) -> Path:
@@ -68,12 +60,7 @@ def start_node(backend: str, onnx_dir: Path | None, threads: int, log_path: Path
               "backend": backend, "device": "cpu", "max_rate_hz": 1000.0, "diagnostics_period_s": 0.5}
     if onnx_dir is not None:
         params["onnx_dir"] = str(onnx_dir)
-    cmd = [sys.executable, "-m", "vjepa_perception.encoder_node", "--ros-args"]
-    for k, v in params.items():
-        cmd += ["-p", f"{k}:={v}"]
-    env = dict(os.environ, ROS_DOMAIN_ID=str(DOMAIN_ID), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-               OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
-    return subprocess.Popen(cmd, env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT)
+    return start_node_process("vjepa_perception.encoder_node", params, threads, log_path, DOMAIN_ID)
 
 
 class Camera:
@@ -167,7 +154,7 @@ class Camera:
         return {"seconds": round(dur, 2), "images_sent": len(sent), "camera_hz_actual": round(len(sent) / dur, 2),
                 "latents": len(got), "throughput_hz": round(len(got) / dur, 2),
                 "dropped": len(sent) - len(got), "dropped_frac": round(1 - len(got) / max(len(sent), 1), 4),
-                "latency_ms": _percentiles(lat), "inference_ms": _percentiles(inf)}
+                "latency_ms": summary(lat, 2), "inference_ms": summary(inf, 2)}
 
 
 def run_backend(backend: str, onnx_dir: Path | None, args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
@@ -278,10 +265,7 @@ def main() -> int:
                   "300 Hz rows measure the whole machine's capacity, not the model's."),
         "rows": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
-    print()
-    print(markdown(rows))
+    write_result(args.out, result, markdown(rows))
     return 0
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import subprocess
@@ -41,6 +40,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import start_node as start_node_process
+from _common import summary, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = (ROOT / ".." / "shared" / "fixtures" / "parity_tiny_a").resolve()
@@ -50,15 +51,6 @@ POSE_TOPIC = "/vjepa_bench/current_pose"
 GRIPPER_TOPIC = "/vjepa_bench/joint_states"
 MODEL_ID = "tiny@bench"
 HOME = np.array([0.5, 0.0, 0.4, np.pi, 0.0, 0.0, 0.0])
-
-
-def _stats(xs: list[float]) -> dict[str, float | None]:
-    if not xs:
-        return {"p50": None, "p90": None, "p99": None, "mean": None, "max": None, "min": None}
-    a = np.asarray(xs)
-    return {"p50": round(float(np.percentile(a, 50)), 1), "p90": round(float(np.percentile(a, 90)), 1),
-            "p99": round(float(np.percentile(a, 99)), 1), "mean": round(float(a.mean()), 1),
-            "max": round(float(a.max()), 1), "min": round(float(a.min()), 1)}
 
 
 def parse_setting(text: str) -> tuple[int, int, int]:
@@ -83,12 +75,7 @@ def start_planner(samples: int, iterations: int, horizon: int, steps: int, threa
         "max_steps": steps, "control_rate_hz": 50.0, "settle_timeout_s": 5.0, "max_data_age_s": 2.0,
         "fault_timeout_s": 60.0,
     }
-    cmd = [sys.executable, "-m", "vjepa_planner.planner_node", "--ros-args"]
-    for k, v in params.items():
-        cmd += ["-p", f"{k}:={v}"]
-    env = dict(os.environ, ROS_DOMAIN_ID=str(DOMAIN_ID), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-               OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
-    return subprocess.Popen(cmd, env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT)
+    return start_node_process("vjepa_planner.planner_node", params, threads, log_path, DOMAIN_ID)
 
 
 class FakeRobot:
@@ -239,7 +226,7 @@ def run_setting(samples: int, iterations: int, horizon: int, args: argparse.Name
         "setting": name, "samples": samples, "iterations": iterations, "horizon": horizon,
         "topk": min(10, samples), "steps": len(steps), "targets_received": robot.targets,
         "first_plan_ms": round(plan_ms[0], 1) if plan_ms else None,
-        "planning_ms": _stats(plan_ms[1:]), "cycle_ms": _stats(cycle_ms[1:]),
+        "planning_ms": summary(plan_ms[1:], 1, with_min=True), "cycle_ms": summary(cycle_ms[1:], 1, with_min=True),
         "planning_ms_all": [round(v, 1) for v in plan_ms],
         "episode_seconds": round(t_end - t_start, 2),
         "end": end[-1].message if end else None, "holding_messages": sorted(set(holds))[:5],
@@ -310,10 +297,7 @@ def main() -> int:
                   "lock its subscription callbacks take."),
         "rows": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
-    print()
-    print(markdown(rows))
+    write_result(args.out, result, markdown(rows))
     return 0
 
 
