@@ -214,8 +214,9 @@ class SimNode(Node):
     def _make_interfaces(self) -> None:
         p = self._p
         self._cams = []
+        published = self.sim.config.published_cameras
         for i, cam in enumerate(self.sim.config.cameras):
-            if cam not in self.sim.config.published_cameras:
+            if cam not in published:
                 continue  # stacked below another camera's view, published inside that image
             topic = camera_topic(cam, i)
             info_topic = topic.rsplit("/", 1)[0] + "/camera_info"

@@ -78,7 +78,8 @@ def energy_profile(settings: Settings, encode: Callable, positions: int = 60, sc
                 p0 = rng.uniform(lo, hi)
                 imgs, keys = [sim.render_goal(p0, DOWN_QUAT).image], []
                 for d in PROFILE_DISPLACEMENTS_CM:
-                    dirs = {"random": rng.normal(size=3), **{k: a * rng.choice((-1.0, 1.0)) for k, a in axes.items()}}
+                    dirs = {"random": rng.normal(size=3),
+                            **{name: axis * rng.choice((-1.0, 1.0)) for name, axis in axes.items()}}
                     for name, u in dirs.items():
                         imgs.append(sim.render_goal(p0 + u / np.linalg.norm(u) * d / 100.0, DOWN_QUAT).image)
                         keys.append((name, d))
