@@ -195,6 +195,9 @@ def test_burst_is_dropped_not_queued(ros_domain_id):
         assert stamps == sorted(set(stamps))  # never an older frame after a newer one: no backlog
         assert stamps[-1] >= 45  # the newest frames win (best-effort transport may lose the very last few)
         st = g.node._stats  # best-effort transport may lose some of the burst before the node sees it
+        # on a loaded machine the newest frame may still be in the slot or being encoded: let the worker finish it
+        g.wait(lambda: g.node._pending is None and st["received"] == st["published"] + st["dropped"], 5,
+               "the worker to finish the last frame of the burst")
         assert st["received"] >= 20, st
         assert st["received"] == st["published"] + st["dropped"], st  # every frame encoded or dropped, none queued
         assert st["dropped"] >= st["received"] - (burst * 5 + 2), st
