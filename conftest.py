@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent
-SHARED = (REPO_ROOT / ".." / "shared").resolve()
+FIXTURES = REPO_ROOT / "tests" / "fixtures"
 
 # Fast DDS maps a domain id to UDP ports; ids 1..100 are safe on every platform. Start from the pid so two
 # concurrent pytest processes on one host are unlikely to pick the same sequence.
@@ -29,11 +29,11 @@ def repo_root() -> Path:
 
 @pytest.fixture
 def fixtures_dir() -> Path:
-    """`../shared/fixtures`: reference checkpoints and outputs (read-only)."""
-    path = SHARED / "fixtures"
-    if not path.is_dir():
-        pytest.fail(f"shared fixtures not found at {path}; the tests need ../shared next to the repository")
-    return path
+    """`tests/fixtures`: reference checkpoints and outputs (read-only; a copy of the reference fixtures, see its
+    README), so a clone tests alone."""
+    if not FIXTURES.is_dir():
+        pytest.fail(f"fixtures not found at {FIXTURES}")
+    return FIXTURES
 
 
 @pytest.fixture

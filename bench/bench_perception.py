@@ -39,7 +39,7 @@ from _common import start_node as start_node_process
 from _common import summary, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURE = (ROOT / ".." / "shared" / "fixtures" / "parity_tiny_a").resolve()
+FIXTURE = ROOT / "tests" / "fixtures" / "parity_tiny_a"
 DOMAIN_ID = 231
 
 

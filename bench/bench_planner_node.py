@@ -44,7 +44,7 @@ from _common import start_node as start_node_process
 from _common import summary, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURE = (ROOT / ".." / "shared" / "fixtures" / "parity_tiny_a").resolve()
+FIXTURE = ROOT / "tests" / "fixtures" / "parity_tiny_a"
 DOMAIN_ID = 232
 TARGET_TOPIC = "/vjepa_bench/equilibrium_pose"
 POSE_TOPIC = "/vjepa_bench/current_pose"

@@ -2,7 +2,7 @@
 loop, measured side by side in one run, plus GPU encoder/planner timings when CUDA is present.
 
 CPU target: same settings (800 samples, 10 iterations, top-10, horizon 2) and the same tiny predictor
-(shared/fixtures/parity_tiny_a: 64 px -> 4x4 = 16 tokens per frame, predictor width 64, depth 2, 4 heads,
+(tests/fixtures/parity_tiny_a: 64 px -> 4x4 = 16 tokens per frame, predictor width 64, depth 2, 4 heads,
 encoder width 96). The reference loop re-runs the whole sequence per horizon step, updates poses with
 numpy on the CPU and sends all 800 samples through in one call; ours uses the exact KV cache, precomputed
 RoPE, cache-sized chunks, torch pose updates and (by default) torch.compile. Both use the same CEM code and

@@ -12,7 +12,7 @@ torch.set_num_threads(1)  # the CI box has 2 cores shared with other jobs
 
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
-    """``<repo>/../shared/fixtures`` (repo root = parents[4] of this file's directory entries)."""
-    d = (Path(__file__).resolve().parents[4] / ".." / "shared" / "fixtures").resolve()
+    """``<repo>/tests/fixtures`` (repo root = parents[4] of this file's directory entries)."""
+    d = Path(__file__).resolve().parents[4] / "tests" / "fixtures"
     assert d.is_dir(), f"fixtures not found at {d}"
     return d

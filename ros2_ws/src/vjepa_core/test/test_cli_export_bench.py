@@ -34,7 +34,7 @@ def test_export_onnx_trt_inspect(fixtures_dir, tmp_path, capsys):
 
 
 def test_bench_planner_and_encoder_json(tmp_path, capsys, monkeypatch, fixtures_dir):
-    monkeypatch.chdir(fixtures_dir.parent.parent)  # preset 'tiny' is found from the repo root's sibling
+    monkeypatch.chdir(fixtures_dir.parent.parent)  # the repo root: preset 'tiny' is found under tests/fixtures
     j = tmp_path / "planner.json"
     rc = bench.main(["planner", "--samples", "40", "--iterations", "2", "--horizon", "2", "--repeats", "1",
                      "--compare-reference", "--json", str(j)])

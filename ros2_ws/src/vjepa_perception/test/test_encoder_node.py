@@ -30,7 +30,7 @@ from vjepa_interfaces.msg import Latent
 from vjepa_interfaces.srv import EncodeImage
 from vjepa_perception.encoder_node import EncoderNode
 
-FIXTURE = Path(__file__).resolve().parents[4] / ".." / "shared" / "fixtures" / "parity_tiny_a"
+FIXTURE = Path(__file__).resolve().parents[4] / "tests" / "fixtures" / "parity_tiny_a"
 RNG = np.random.default_rng(0)
 
 

@@ -27,7 +27,7 @@ from vjepa_interfaces.srv import SetGoal
 from vjepa_perception.encoder_node import EncoderNode
 from vjepa_planner.planner_node import PlannerNode
 
-FIXTURE = Path(__file__).resolve().parents[4] / ".." / "shared" / "fixtures" / "parity_tiny_a"
+FIXTURE = Path(__file__).resolve().parents[4] / "tests" / "fixtures" / "parity_tiny_a"
 TARGET_TOPIC = "/cartesian_impedance_example_controller/equilibrium_pose"
 POSE_TOPIC = "/franka_robot_state_broadcaster/current_pose"
 HOME = np.array([0.5, 0.0, 0.4, np.pi, 0.0, 0.0, 0.0])

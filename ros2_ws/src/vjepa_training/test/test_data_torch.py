@@ -18,8 +18,7 @@ from vjepa_training.data.torch_data import ClipDataset, RandomClipStream, make_c
 from vjepa_training.dataset_cli import main as cli_main
 
 REPO = Path(__file__).resolve().parents[4]
-FIXTURES = next((p for p in (REPO.parent / "shared" / "fixtures", REPO / "shared" / "fixtures") if p.exists()),
-                REPO.parent / "shared" / "fixtures")
+FIXTURES = REPO / "tests" / "fixtures"
 
 
 @pytest.fixture(scope="module")

@@ -27,8 +27,8 @@ import torch.nn.functional as F
 
 __all__ = ["ReferenceRollout", "load_bench_config", "main", "run_encoder_bench", "run_landscape", "run_planner_bench"]
 
-_FIXTURES_TINY = Path("shared/fixtures/parity_tiny_a")
-_FIXTURES_TRAJ = Path("shared/fixtures/franka_example_traj.npz")
+_FIXTURES_TINY = Path("tests/fixtures/parity_tiny_a")
+_FIXTURES_TRAJ = Path("tests/fixtures/franka_example_traj.npz")
 
 
 def _find_fixture(rel: Path) -> Path | None:
@@ -55,7 +55,7 @@ def load_bench_config(spec: str) -> tuple[dict, Path | None]:
     if spec == "tiny":
         d = _find_tiny()
         if d is None:
-            raise SystemExit("error: preset 'tiny' needs shared/fixtures/parity_tiny_a (run from the repo root)")
+            raise SystemExit("error: preset 'tiny' needs tests/fixtures/parity_tiny_a (run from the repo root)")
         return json.loads((d / "config.json").read_text()), d / "checkpoint.pt"
     presets = {"vitl": "vit_large", "vitg": "vit_giant"}
     if spec in presets:
@@ -274,14 +274,14 @@ def run_landscape(checkpoint: str | None, config: str = "", traj: str | None = N
     if config == "tiny":
         d = _find_tiny()
         if d is None:
-            raise ValueError("config 'tiny' needs shared/fixtures/parity_tiny_a (run from the repo root)")
+            raise ValueError("config 'tiny' needs tests/fixtures/parity_tiny_a (run from the repo root)")
         config, checkpoint = str(d / "config.json"), checkpoint or str(d / "checkpoint.pt")
     if not checkpoint:
         raise ValueError("--checkpoint is required (a released V-JEPA 2-AC .pt or one of ours)")
     if traj is None:
         found = _find_fixture(_FIXTURES_TRAJ)
         if found is None:
-            raise ValueError("no --traj given and shared/fixtures/franka_example_traj.npz not found")
+            raise ValueError("no --traj given and tests/fixtures/franka_example_traj.npz not found")
         traj = str(found)
     try:
         with np.load(traj) as data:
@@ -349,7 +349,7 @@ def _parser() -> argparse.ArgumentParser:
     la.add_argument("--config", default="",
                     help="preset, JSON with encoder/predictor dicts, 'tiny' (shared fixture), or empty (embedded)")
     la.add_argument("--traj", default=None, help="npz with observations [E,T,H,W,3] uint8 and states [E,T,7] "
-                                                 "(default: shared/fixtures/franka_example_traj.npz)")
+                                                 "(default: tests/fixtures/franka_example_traj.npz)")
     la.add_argument("--episode", type=int, default=0)
     la.add_argument("--step", type=int, default=0, help="frame index t: transition t -> t+1")
     la.add_argument("--grid", type=int, default=9, help="points per axis")
