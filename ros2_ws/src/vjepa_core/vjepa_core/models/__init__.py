@@ -11,11 +11,15 @@ from typing import Any
 
 from ..config import ACPredictorConfig, EncoderConfig, PretrainPredictorConfig
 from .ac_predictor import ACPredictor, build_block_causal_mask, frame_token_positions
+from .attentive_pooler import AnticipationClassifier, AttentiveClassifier, AttentivePooler
 from .predictor import PretrainPredictor
 from .vision_transformer import VisionTransformer
 
 __all__ = [
     "ACPredictor",
+    "AnticipationClassifier",
+    "AttentiveClassifier",
+    "AttentivePooler",
     "PretrainPredictor",
     "VisionTransformer",
     "build_ac_predictor",
