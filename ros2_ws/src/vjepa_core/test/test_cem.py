@@ -97,7 +97,7 @@ def test_every_sample_respects_bounds_and_unreachable_goal_saturates():
     ctx, st, goal = _problem(world, [0.2, -0.3, 0.01, 0.0])
     cfg = CEMConfig(seed=0)
     res = CEMPlanner(cfg, world.unroll, raw_l1).plan(ctx, st, goal)
-    seen = torch.cat(world.seen)
+    seen = torch.cat(world.seen[:-1])  # the CEM samples (the last call scores the plan itself)
     assert seen.shape == (800 * 10, 1, 7)
     assert seen[..., :3].abs().max().item() <= cfg.maxnorm + 1e-7
     assert torch.all(seen[..., 3:6] == 0)
@@ -114,7 +114,7 @@ def test_l1_ball_and_sampled_rotation_bounds():
     cfg = CEMConfig(samples=200, iterations=4, seed=0, position_constraint="l1", rotation="sample",
                     max_rotation=0.05, close_gripper=1, horizon=2)
     CEMPlanner(cfg, world.unroll, raw_l1).plan(ctx, st, goal)
-    seen = torch.cat(world.seen)
+    seen = torch.cat(world.seen)  # the samples and the plan: all feasible
     assert seen[..., :3].abs().sum(-1).max().item() <= cfg.maxnorm + 1e-6
     assert seen[..., 3:6].abs().max().item() <= 0.05 + 1e-7
     assert seen[..., 3:6].abs().max().item() > 0.0  # really sampled
@@ -132,7 +132,7 @@ def test_reproducible_with_seed_and_chunking_is_exact():
     world.calls = 0
     chunked = CEMPlanner(CEMConfig(samples=200, iterations=4, seed=7, chunk_size=64), world.unroll, raw_l1)
     c = chunked.plan(ctx, st, goal)
-    assert world.calls == 4 * 4  # ceil(200/64) = 4 calls per iteration
+    assert world.calls == 4 * 4 + 1  # ceil(200/64) = 4 calls per iteration, then the plan's own energy
     torch.testing.assert_close(c.actions, a.actions, rtol=0, atol=1e-7)
     d = CEMPlanner(CEMConfig(samples=200, iterations=4, seed=8), world.unroll, raw_l1).plan(ctx, st, goal)
     assert not torch.equal(d.best_actions, a.best_actions)
@@ -219,3 +219,34 @@ def test_torch_pose_equals_numpy_pose(fixtures_dir):
     np.testing.assert_allclose(out3.reshape(500, 7).numpy(), ref, atol=1e-9)
     with pytest.raises(ValueError, match="end in 7"):
         compute_new_pose_torch(torch.zeros(3, 6), torch.zeros(3, 7))
+
+
+def test_result_carries_the_energy_of_the_plan_itself():
+    """The executed plan (the final mean) is scored once inside CEM, so callers need no extra model call."""
+    world = LinearWorld()
+    ctx, st, goal = _problem(world, [0.02, -0.01, 0.03, 0.0])
+    res = CEMPlanner(CEMConfig(samples=100, iterations=3, seed=0), world.unroll, raw_l1).plan(ctx, st, goal)
+    assert world.calls == 3 + 1 and world.seen[-1].shape == (1, 1, 7)
+    torch.testing.assert_close(world.seen[-1][0], res.actions)
+    expected = raw_l1(world.unroll(ctx, st, res.actions[None]), goal)[0]
+    assert res.energy == pytest.approx(float(expected), abs=1e-7)
+    assert res.energy <= res.elite_energy[0] and not res.cancelled
+
+
+def test_cancel_is_asked_between_iterations_and_ends_the_plan_early():
+    world = LinearWorld()
+    ctx, st, goal = _problem(world, [0.02, -0.01, 0.03, 0.0])
+    cfg = CEMConfig(samples=50, iterations=10, seed=0, warm_start=True)
+    planner = CEMPlanner(cfg, world.unroll, raw_l1)
+    asked = []
+
+    def cancel() -> bool:
+        asked.append(world.calls)
+        return world.calls >= 2  # a stop arrives while the second iteration runs
+
+    res = planner.plan(ctx, st, goal, cancel=cancel)
+    assert res.cancelled and world.calls == 2 and asked == [0, 1, 2]
+    assert res.samples_evaluated == 100 and np.isnan(res.energy)
+    assert planner._last_mean is None  # an abandoned plan does not seed the next one
+    full = planner.plan(ctx, st, goal, cancel=lambda: False)
+    assert not full.cancelled and full.samples_evaluated == 500 and np.isfinite(full.energy)

@@ -9,7 +9,8 @@ import torch
 
 from vjepa_core.export import export_onnx, load_models
 from vjepa_core.inference import BackendError, ShapeMismatchError, WorldModel, make_backend
-from vjepa_core.planning import CEMConfig
+from vjepa_core.planning import CEMConfig, CEMPlanner, l1_energy
+from vjepa_core.tokens import normalize_tokens
 
 
 @pytest.fixture(scope="module")
@@ -93,11 +94,46 @@ def test_planner_end_to_end_on_franka_example(models, fixtures_dir):
     tokens = wm.encode(frames)  # [2, 16, 96]
     states = torch.from_numpy(traj["states"][0])
     cfg = CEMConfig(samples=64, iterations=3, horizon=2, seed=0)
-    r1 = wm.planner(cfg).plan(tokens[:1], states[:1], tokens[1])
-    r2 = wm.planner(cfg).plan(tokens[:1], states[:1], tokens[1])
+    r1 = CEMPlanner.for_world_model(wm, cfg).plan(tokens[:1], states[:1], tokens[1])
+    r2 = CEMPlanner.for_world_model(wm, cfg).plan(tokens[:1], states[:1], tokens[1])
     assert torch.equal(r1.actions, r2.actions)
     assert r1.actions.shape == (2, 7) and r1.actions[:, :3].abs().max() <= 0.075
     assert np.isfinite(r1.best_energy)
+    # the reported energy is the plan's own: the final imagined frame of the whole plan against the goal
+    again = l1_energy(wm.unroll(tokens[:1], states[:1], r1.actions[None]), tokens[1], normalize=False)
+    assert r1.energy == pytest.approx(float(again[0]), abs=1e-6)
+
+
+def test_planner_norms_tokens_once(models):
+    """A normalising world model's predictions are layer-normed by the model, not again by the energy; a
+    non-normalising one leaves it to the energy. Either way each token is normed exactly once."""
+    enc, pred, _ = models
+    g = torch.Generator().manual_seed(0)
+    x, goal = torch.randn(3, 16, 96, generator=g) * 3 + 1, torch.randn(16, 96, generator=g)
+    normed = CEMPlanner.for_world_model(WorldModel(make_backend("torch", predictor=pred)), CEMConfig())
+    torch.testing.assert_close(normed.objective(x, goal), (x - goal).abs().mean(dim=(1, 2)))
+    raw = CEMPlanner.for_world_model(WorldModel(make_backend("torch", predictor=pred), normalize=False),
+                                     CEMConfig())
+    torch.testing.assert_close(raw.objective(x, goal),
+                               (normalize_tokens(x) - normalize_tokens(goal)).abs().mean(dim=(1, 2)))
+    states = torch.tensor([[0.4, 0.0, 0.3, 3.1, 0.1, -0.2, 0.0]])
+    out = WorldModel(make_backend("torch", predictor=pred)).unroll(normalize_tokens(x[:1]), states,
+                                                                   torch.zeros(2, 1, 7))
+    # the model's own (single) normalisation: zero mean, unit variance per token
+    assert out.mean(-1).abs().max() < 1e-5 and (out.var(-1, unbiased=False) - 1).abs().max() < 1e-3
+
+
+def test_inference_layer_does_not_import_planning_logic():
+    """Dependencies point planning -> inference: world_model.py imports no planner, energy or CEM config."""
+    import ast
+
+    import vjepa_core.inference.world_model as wm_module
+
+    tree = ast.parse(open(wm_module.__file__).read())
+    imported = {(n.module or "") for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    planning = {m for m in imported if "planning" in m}
+    assert planning <= {"planning.pose_torch"}, planning  # pose math only (a leaf module, to move to pose)
+    assert not hasattr(WorldModel, "planner")
 
 
 def test_auto_chunk_size(models):

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from vjepa_core.inference import WorldModel
-from vjepa_core.planning import CEMConfig
+from vjepa_core.planning import CEMConfig, CEMPlanner
 
 from .episode import PlanOutput
 from .safety import SafetyFault
@@ -24,7 +24,7 @@ class LatentPlanner:
 
     def __init__(self, world_model: WorldModel, cem: CEMConfig) -> None:
         self.world_model = world_model
-        self.planner = world_model.planner(cem)
+        self.planner = CEMPlanner.for_world_model(world_model, cem)
         self.goal: torch.Tensor | None = None
         self.device = world_model.backend.device
 
@@ -54,8 +54,6 @@ class LatentPlanner:
         st = torch.as_tensor(np.asarray(state, dtype=np.float32), device=self.device).reshape(1, 7)
         result = self.planner.plan(ctx[None], st, self.goal)
         action = result.actions[0]
-        objective = self.planner.objective
-        energy = float(objective(self.world_model.unroll(ctx[None], st, action[None, None]), self.goal)[0])
-        goal_energy = float(objective(ctx[None], self.goal)[0])
-        return PlanOutput(action=action.double().cpu().numpy(), energy=energy, goal_energy=goal_energy,
+        goal_energy = float(self.planner.objective(ctx[None], self.goal)[0])
+        return PlanOutput(action=action.double().cpu().numpy(), energy=result.energy, goal_energy=goal_energy,
                           info={"timings_ms": result.timings_ms, "samples": result.samples_evaluated})

@@ -4,18 +4,20 @@
 candidate trajectories go through the predictor in batched calls, split into chunks that fit a memory
 budget; imagined poses are updated with the torch pose math on the model's device; horizons > 1 use the
 exact frame-level KV cache when the backend has one (otherwise the reference's whole-sequence recompute).
+
+The inference layer knows nothing of planning: a planner is built on top of it with
+``vjepa_core.planning.CEMPlanner.for_world_model(world_model, config)``. (The torch pose math still lives in
+``vjepa_core.planning.pose_torch``, a leaf module with no planning logic.)
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from ..planning.cem import CEMConfig, CEMPlanner
-from ..planning.energy import get_objective
 from ..planning.pose_torch import compute_new_pose_torch
 from ..pose import poses_to_diff
+from ..tokens import normalize_tokens
 from .base import InferenceBackend, ShapeMismatchError
 
 __all__ = ["WorldModel"]
@@ -79,7 +81,7 @@ class WorldModel:
 
     # ------------------------------------------------------------------------------------------------
     def _norm(self, x: torch.Tensor) -> torch.Tensor:
-        return F.layer_norm(x, (x.shape[-1],)) if self.normalize else x
+        return normalize_tokens(x) if self.normalize else x
 
     @torch.no_grad()
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
@@ -213,8 +215,3 @@ class WorldModel:
                 new_state = compute_new_pose_torch(states[:, -1], acts[:, k])
                 states = torch.cat([states, new_state[:, None]], dim=1)
         return torch.stack(frames, dim=1)
-
-    def planner(self, config: CEMConfig | None = None) -> CEMPlanner:
-        """A :class:`CEMPlanner` with this world model injected (energy from the config)."""
-        config = config if config is not None else CEMConfig()
-        return CEMPlanner(config, self.unroll, get_objective(config.energy, config.normalize))

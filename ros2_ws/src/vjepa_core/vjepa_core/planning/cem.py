@@ -6,17 +6,22 @@ The planner knows nothing about models, devices or ROS (design rule 3). It is gi
   encoded observation history, shared by all samples), ``context_states`` [T_ctx, 7], ``actions``
   [S, H, 7] candidate trajectories; returns the predicted tokens of the *final* imagined frame [S, N, D].
   :class:`vjepa_core.inference.WorldModel.unroll` is the production implementation (batched, KV cache,
-  poses on the model's device).
+  poses on the model's device); :meth:`CEMPlanner.for_world_model` wires one in.
 * ``objective(predicted [S, N, D], goal [N, D]) -> energy [S]``, default the paper's L1 energy between
-  layer-normed tokens (:func:`vjepa_core.planning.energy.l1_energy`).
+  layer-normed tokens (:func:`vjepa_core.planning.energy.l1_energy`). Tokens are layer-normed once: a world
+  model that already normalises its predictions gets an energy that does not normalise again.
 
 Algorithm (paper §3.2 / Fig. 7; reference ``notebooks/utils/mpc_utils.py:cem``): a diagonal Gaussian per
 action coordinate and horizon step; each iteration samples ``samples`` trajectories, clips them to the
 action bounds, scores them with one batched ``unroll`` (split into ``chunk_size`` pieces to bound memory),
 keeps the ``topk`` lowest energies and moves mean/std to the elite statistics (optionally with momentum,
 separately for the gripper as in the reference). The plan is the final mean (rotation fixed to zero unless
-sampled, small gripper values rounded to 0). Only the first action is meant to be executed before
-re-planning (receding horizon); ``warm_start`` seeds the next call with the shifted previous mean.
+sampled, small gripper values rounded to 0) and its energy (one more batch-1 ``unroll``: the final mean is
+not one of the scored samples). Only the first action is meant to be executed before re-planning (receding
+horizon); ``warm_start`` seeds the next call with the shifted previous mean. ``plan(cancel=...)`` is asked
+between iterations and ends the plan early (the result says ``cancelled``), so a stop never waits for a plan.
+
+Dependencies point one way: planning uses the inference layer's world model (duck-typed), never the reverse.
 """
 
 from __future__ import annotations
@@ -26,15 +31,28 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 
 from .energy import Objective, get_objective
 
-__all__ = ["CEMConfig", "CEMPlanner", "PlanResult", "Unroll", "PRESETS"]
+__all__ = ["CEMConfig", "CEMPlanner", "PlanResult", "Unroll", "PRESETS", "RolloutModel"]
 
 #: ``unroll(context_tokens[T,N,D], context_states[T,7], actions[S,H,7]) -> final tokens [S,N,D]``.
 Unroll = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class RolloutModel(Protocol):
+    """What :meth:`CEMPlanner.for_world_model` needs of a world model (e.g. ``vjepa_core.inference.WorldModel``):
+    an ``unroll`` and whether its predictions come out layer-normed (``normalize``)."""
+
+    normalize: bool
+
+    def unroll(self, context_tokens: torch.Tensor, context_states: torch.Tensor,
+               actions: torch.Tensor) -> torch.Tensor:
+        """Final imagined frame ``[S, N, D]`` for each of ``S`` action sequences."""
+        ...
 
 ACTION_DIM = 7
 _POS = slice(0, 3)
@@ -68,7 +86,8 @@ class CEMConfig:
         momentum_mean_gripper, momentum_std_gripper: the same for the gripper.
         min_std: lower bound on every searched std (0 = reference behaviour).
         energy: ``"l1"`` (paper) or ``"l2"``; used when no objective is injected.
-        normalize: layer-normalise predicted and goal tokens inside the energy.
+        normalize: compare layer-normed predicted and goal tokens. With :meth:`CEMPlanner.for_world_model`
+            the energy normalises only when the world model does not already (tokens are normed once).
         chunk_size: at most this many samples per ``unroll`` call (``None``: all at once).
         warm_start: start each plan from the previous plan shifted by one step (``reset()`` forgets it).
         seed: seed of the planner's own ``torch.Generator`` (``None``: nondeterministic).
@@ -182,9 +201,12 @@ class PlanResult:
         actions: [H, 7] the plan (final mean, post-processed); execute ``actions[0]``.
         mean, std: [H, 7] the final Gaussian (``mean`` before gripper rounding, used for warm start).
         best_actions: [H, 7] the lowest-energy sample seen; ``best_energy`` its energy.
+        energy: the energy of ``actions`` (the plan itself; NaN when cancelled).
         elite_energy: per iteration, the mean energy of the elites.
-        samples_evaluated: total trajectories scored.
+        samples_evaluated: total CEM trajectories scored (the plan's own scoring not counted).
         timings_ms: ``total``, ``unroll`` (world model + objective) and ``sampling`` (the rest).
+        cancelled: ``cancel()`` returned True between iterations; the plan is unfinished and not kept for
+            the warm start.
     """
 
     actions: torch.Tensor
@@ -192,9 +214,11 @@ class PlanResult:
     std: torch.Tensor
     best_actions: torch.Tensor
     best_energy: float
+    energy: float = math.nan
     elite_energy: list[float] = field(default_factory=list)
     samples_evaluated: int = 0
     timings_ms: dict[str, float] = field(default_factory=dict)
+    cancelled: bool = False
 
 
 class CEMPlanner:
@@ -216,6 +240,17 @@ class CEMPlanner:
         )
         self._generator: torch.Generator | None = None
         self._last_mean: torch.Tensor | None = None
+
+    @classmethod
+    def for_world_model(cls, world_model: RolloutModel, config: CEMConfig | None = None) -> CEMPlanner:
+        """A planner over ``world_model.unroll`` with the energy named by ``config``.
+
+        The energy layer-norms tokens only when ``config.normalize`` asks for it and the world model does not
+        already normalise its predictions (``world_model.normalize``), so every token is normed exactly once.
+        """
+        config = config if config is not None else CEMConfig()
+        normalized = bool(getattr(world_model, "normalize", False))
+        return cls(config, world_model.unroll, get_objective(config.energy, config.normalize and not normalized))
 
     # ----------------------------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -305,6 +340,7 @@ class CEMPlanner:
         goal_tokens: torch.Tensor,
         init_mean: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        cancel: Callable[[], bool] | None = None,
     ) -> PlanResult:
         """Plan ``horizon`` actions from the context toward the goal.
 
@@ -314,8 +350,10 @@ class CEMPlanner:
             goal_tokens: [N, D] goal representation.
             init_mean: optional [H, 7] initial mean (overrides the warm start).
             generator: optional torch.Generator on the tokens' device (overrides ``config.seed``).
+            cancel: asked before every iteration; when it returns True the plan ends at once with
+                ``cancelled=True`` (e.g. a stop request arrived: the caller discards the plan).
         Returns:
-            A :class:`PlanResult`; ``result.actions[0]`` is the action to execute.
+            A :class:`PlanResult`; ``result.actions[0]`` is the action to execute (unless ``cancelled``).
         """
         c = self.config
         t0 = time.perf_counter()
@@ -352,7 +390,11 @@ class CEMPlanner:
         best_a = mean.clone()
         elite_hist: list[float] = []
         t_unroll = 0.0
+        cancelled = False
         for _ in range(c.iterations):
+            if cancel is not None and cancel():
+                cancelled = True
+                break
             noise = torch.randn(c.samples, c.horizon, ACTION_DIM, generator=gen, device=device)
             actions = self.constrain(mean + std * noise)
             tu = time.perf_counter()
@@ -369,11 +411,16 @@ class CEMPlanner:
             mean = torch.where(searched, (1 - m_mean) * new_mean + m_mean * mean, mean)
             std = torch.where(searched, ((1 - m_std) * new_std + m_std * std).clamp_min(c.min_std), std)
 
-        self._last_mean = mean.clone()
         plan = self.constrain(mean.unsqueeze(0))[0]
         if c.gripper_round > 0:
             g = plan[:, _GRIP]
             plan[:, _GRIP] = torch.where(g.abs() < c.gripper_round, torch.zeros_like(g), g)
+        plan_energy = math.nan
+        if not cancelled:
+            self._last_mean = mean.clone()
+            tu = time.perf_counter()
+            plan_energy = float(self._score(context_tokens, context_states, goal_tokens, plan.unsqueeze(0))[0])
+            t_unroll += time.perf_counter() - tu
         total = (time.perf_counter() - t0) * 1e3
         return PlanResult(
             actions=plan,
@@ -381,7 +428,9 @@ class CEMPlanner:
             std=std,
             best_actions=best_a,
             best_energy=best_e,
+            energy=plan_energy,
             elite_energy=elite_hist,
-            samples_evaluated=c.samples * c.iterations,
+            samples_evaluated=c.samples * len(elite_hist),
             timings_ms={"total": total, "unroll": t_unroll * 1e3, "sampling": total - t_unroll * 1e3},
+            cancelled=cancelled,
         )

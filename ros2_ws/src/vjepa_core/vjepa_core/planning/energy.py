@@ -4,6 +4,10 @@ The paper's energy (V-JEPA 2 §3.2, Eq. 5) is the L1 distance between the predic
 goal image's representation; the reference code layer-normalises both (no affine) and takes
 ``mean(|a - b|)`` over all tokens and channels of the final predicted frame. An L2 variant is provided
 because third-party studies (JEPA-WMs) found it plans better on some tasks.
+
+``normalize=True`` layer-norms both inputs here (:func:`vjepa_core.tokens.normalize_tokens`); pass
+``normalize=False`` when they are normed already, e.g. the predictions of a ``WorldModel(normalize=True)``
+(:meth:`vjepa_core.planning.CEMPlanner.for_world_model` decides this for a planner).
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
+
+from ..tokens import normalize_tokens
 
 __all__ = ["Objective", "l1_energy", "l2_energy", "get_objective"]
 
@@ -31,8 +36,8 @@ def _prep(pred: torch.Tensor, goal: torch.Tensor, normalize: bool) -> tuple[torc
     pred = pred.float()
     goal = goal.to(pred.device).float()
     if normalize:
-        pred = F.layer_norm(pred, (pred.shape[-1],))
-        goal = F.layer_norm(goal, (goal.shape[-1],))
+        pred = normalize_tokens(pred)
+        goal = normalize_tokens(goal)
     return pred, goal
 
 

@@ -176,7 +176,8 @@ def energy_landscape(
         raise ValueError(f"fill must be one of {FILL_MODES}, got {fill!r}")
     if fill == "true" and true is None:
         raise ValueError("fill='true' needs next_state (the true action)")
-    objective = get_objective(energy)
+    # the world model's encode/unroll already layer-norm their outputs when it normalises: norm once
+    objective = get_objective(energy, normalize=not bool(getattr(world_model, "normalize", False)))
     size = int(image_size) if image_size else model_image_size(world_model)
 
     base = true.copy() if fill == "true" else np.zeros(7)
