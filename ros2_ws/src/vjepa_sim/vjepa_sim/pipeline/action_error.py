@@ -99,7 +99,7 @@ def action_error(settings: Settings, model_dir: Path, dataset: Path, transitions
     import torch
 
     from vjepa_core.loading import load_world_model
-    from vjepa_core.planning import CEMConfig
+    from vjepa_core.planning import CEMConfig, CEMPlanner
     from vjepa_core.preprocessing import preprocess_frames
 
     index = json.loads((dataset / "index.json").read_text()) if (dataset / "index.json").is_file() else None
@@ -117,7 +117,7 @@ def action_error(settings: Settings, model_dir: Path, dataset: Path, transitions
                     iterations=int(_planner_param(settings, "cem_iterations", 5)),
                     topk=int(_planner_param(settings, "cem_topk", 10)), horizon=1,
                     maxnorm=float(_planner_param(settings, "cem_maxnorm", 0.05)), sample_gripper=False, seed=seed)
-    planner = wm.planner(cem)
+    planner = CEMPlanner.for_world_model(wm, cem)
     # every (episode, t) with a successor in the same episode
     pairs = []
     for ep in index["episodes"]:
