@@ -1,13 +1,15 @@
 """Dataset pipeline speed: bag -> dataset build throughput and clip loading throughput, on this machine.
 
-    .venv/bin/python bench/bench_data.py [--seconds 20] [--out bench/results/data.json]
+    .venv/bin/python bench/bench_data.py [--seconds 20] [--load-batches 30] [--out bench/results/data.json]
 
 Build: synthetic recordings (rgb8 640x480 camera at 15 Hz, pose at 100 Hz, gripper at 30 Hz, jitter) written
 as real mcap and sqlite3 bags with the rosbags writer, then `build_dataset` at 4 fps, 256 px; rows report
 dataset frames per second of build time (bag reading, decoding, alignment, resize, shard writing) and bag
 messages per second. A PNG CompressedImage bag is measured beside the raw one.
-Load: ClipDataset clips of 8 frames at 256 px through a DataLoader with 2 workers (and 0 workers beside it),
-batch 8, shuffled, uint8 frames; rows report clips per second.
+Load: the training loader itself (``vjepa_training.train.datasets``: ``ShardClips`` in a ``MixtureDataset``
+through ``make_loader``, the resumable global order ``vjepa-train`` reads with), 8-frame clips at 256 px as
+post-training reads them (ImageNet-normalised float frames, states, actions), batch 8, with 2 workers and with
+0 beside it; rows report clips per second.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import torch  # noqa: E402
 
 from vjepa_training.data.build import BuildConfig, build_dataset  # noqa: E402
 from vjepa_training.data.synthetic import write_synthetic_bag  # noqa: E402
-from vjepa_training.data.torch_data import ClipDataset, make_clip_loader  # noqa: E402
+from vjepa_training.train.datasets import MixtureDataset, ShardClips, make_loader  # noqa: E402
 
 
 def bench_build(tmp: str, storage: str, compressed: str, seconds: float) -> tuple[dict, str]:
@@ -49,26 +51,24 @@ def bench_build(tmp: str, storage: str, compressed: str, seconds: float) -> tupl
 
 
 def bench_load(root: str, workers: int, batches: int) -> dict:
-    ds = ClipDataset(root, frames_per_clip=8)
-    loader = make_clip_loader(ds, batch_size=8, shuffle=True, num_workers=workers, drop_last=True)
-    it = iter(loader)
+    ds = MixtureDataset([ShardClips(root, num_frames=8, frame_step=1, output="float")], [1.0])
+    loader, _ = make_loader(ds, batch_size=8, seed=0, num_workers=workers)
+    it = iter(loader)  # endless: the sampler yields the micro-batches of step 0, 1, 2, ...
     next(it)  # start the workers
     n, t0 = 0, time.perf_counter()
     for _ in range(batches):
-        try:
-            b = next(it)
-        except StopIteration:
-            it = iter(loader)
-            b = next(it)
-        n += b["frames"].shape[0]
+        n += next(it)["frames"].shape[0]
     dt = time.perf_counter() - t0
-    return {"case": f"load 8x256px clips, batch 8, {workers} workers", "clips": n, "seconds": round(dt, 3),
+    del it, loader
+    return {"case": f"training loader (make_loader): 8x256px clips, batch 8, {workers} workers", "clips": n,
+            "seconds": round(dt, 3),
             "clips_per_s": round(n / dt, 1), "dataset_clips": len(ds)}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=20.0, help="length of each synthetic recording")
+    ap.add_argument("--load-batches", type=int, default=30, help="batches timed per loader case")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "data.json"))
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -80,7 +80,7 @@ def main() -> None:
             rows.append(row)
             if storage == "mcap" and not comp:
                 ds_root = out
-        load_rows = [bench_load(ds_root, w, 30) for w in (0, 2)]
+        load_rows = [bench_load(ds_root, w, args.load_batches) for w in (0, 2)]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     result = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),

@@ -85,7 +85,7 @@ def test_absent_section(fixtures_dir, tiny):
 def test_arbitrary_pickle_refused_without_executing(tmp_path, tiny):
     ecfg, _, _, _ = tiny
     sentinel = tmp_path / SENTINEL_NAME
-    for i, save_fn in enumerate((torch.save, lambda o, p: pickle.dump(o, open(p, "wb"), protocol=2))):
+    for i, save_fn in enumerate((torch.save, lambda o, p: p.write_bytes(pickle.dumps(o, protocol=2)))):
         p = tmp_path / f"evil{i}.pt"
         save_fn({"encoder": Evil(str(sentinel))}, p)
         with pytest.raises(CheckpointError, match="refused|not a readable"):
@@ -108,6 +108,63 @@ def test_text_file_and_missing_file(tmp_path, tiny):
     torch.save([torch.zeros(1)], t)
     with pytest.raises(CheckpointError, match="expected a dict"):
         read_checkpoint(t)
+
+
+def test_truncated_empty_and_damaged_files_named_as_such(tmp_path, tiny):
+    """A cut-off or damaged checkpoint is reported as truncated/corrupt, not as "a text/HTML file"."""
+    ecfg, _, _, _ = tiny
+    torch.manual_seed(0)
+    good = save(tmp_path / "good.pt", build_encoder(ecfg))
+    data = good.read_bytes()
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(data[: len(data) // 2])  # a zip archive without its end (central directory)
+    with pytest.raises(CheckpointError, match="not a readable torch checkpoint: it is truncated or corrupt") as e:
+        read_checkpoint(cut)
+    assert "text/HTML" not in str(e.value) and f"{len(data) // 2} bytes" in str(e.value)
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    with pytest.raises(CheckpointError, match="the file is empty"):
+        read_checkpoint(empty)
+    legacy = tmp_path / "legacy.pt"  # the old non-zip pickle format, cut off
+    torch.save({"encoder": {"w": torch.zeros(4096)}}, legacy, _use_new_zipfile_serialization=False)
+    legacy.write_bytes(legacy.read_bytes()[:3000])
+    with pytest.raises(CheckpointError, match="truncated"):
+        read_checkpoint(legacy)
+    # Damage inside tensor data: torch.load does not notice; verify=True (what resuming uses) does.
+    damaged = tmp_path / "damaged.pt"
+    buf = bytearray(data)
+    mid = len(buf) // 2
+    buf[mid: mid + 64] = bytes(b ^ 0xFF for b in buf[mid: mid + 64])
+    damaged.write_bytes(bytes(buf))
+    with pytest.raises(CheckpointError, match="fails its CRC check"):
+        read_checkpoint(damaged, verify=True)
+    assert read_checkpoint(good, verify=True).keys() >= {"encoder", "target_encoder"}
+
+
+def test_one_atomic_writer(tmp_path, tiny):
+    """save() and save_state_dicts() (what the trainer writes latest.pt with) give the same layout; a failed
+    write leaves the previous file intact and no temporary file behind."""
+    from vjepa_core.checkpoint import save_state_dicts
+
+    ecfg, pcfg, _, _ = tiny
+    torch.manual_seed(0)
+    enc, pred = build_encoder(ecfg), build_ac_predictor(pcfg)
+    a = torch.load(save(tmp_path / "a.pt", enc, pred, epoch=2), weights_only=True)
+    meta = {"encoder_config": ecfg.to_dict(), "predictor_type": "ACPredictorConfig",
+            "predictor_config": pcfg.to_dict()}
+    b = torch.load(save_state_dicts(tmp_path / "b.pt", encoder=enc.state_dict(), predictor=pred.state_dict(),
+                                    meta=meta, epoch=2), weights_only=True)
+    assert list(a) == list(b) == ["epoch", "encoder", "target_encoder", "predictor", "vjepa2_ros"]
+    assert a["vjepa2_ros"] == b["vjepa2_ros"] and a["epoch"] == b["epoch"] == 2
+    for sec in ("encoder", "target_encoder", "predictor"):
+        assert a[sec].keys() == b[sec].keys() and all(torch.equal(a[sec][k], b[sec][k]) for k in a[sec])
+    before = (tmp_path / "a.pt").read_bytes()
+    with pytest.raises(Exception):  # noqa: B017 - torch.save's error for an unpicklable object varies by version
+        save(tmp_path / "a.pt", enc, extra={"bad": lambda: 0})
+    assert (tmp_path / "a.pt").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pt", "b.pt"]
+    with pytest.raises(ValueError, match="would overwrite checkpoint sections"):
+        save_state_dicts(tmp_path / "c.pt", encoder=enc.state_dict(), extra={"encoder": {}})
 
 
 def test_round_trip_identical_outputs(tmp_path, tiny):

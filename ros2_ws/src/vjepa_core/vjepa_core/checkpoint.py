@@ -6,8 +6,9 @@ dicts with ``encoder`` / ``target_encoder`` / ``predictor`` state dicts whose ke
 only, so a file holding arbitrary pickled objects is refused instead of executed. Loading is strict: every
 missing, unexpected or mis-shaped key is reported by name in a :class:`CheckpointError`.
 
-:func:`save` writes the same layout (``encoder``, ``target_encoder``, ``predictor``, ``epoch`` with
-``module.backbone.`` prefixes), so the reference loaders read our checkpoints too.
+:func:`save_state_dicts` is the one writer of that layout (``encoder``, ``target_encoder``, ``predictor``,
+``epoch``, keys with ``module.backbone.`` prefixes; written atomically), so the reference loaders read our
+checkpoints too: :func:`save` (networks) and the trainer's ``latest.pt`` both go through it.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ __all__ = [
     "model_id",
     "read_checkpoint",
     "save",
+    "save_state_dicts",
+    "write_atomic",
 ]
 
 PathLike = str | os.PathLike
@@ -73,12 +76,26 @@ def _as_config(cfg: Any, cls: type, presets: dict[str, Any]) -> Any:
                       f"got {type(cfg).__name__}")
 
 
-def read_checkpoint(path: PathLike, mmap: bool = False) -> dict[str, Any]:
+def _describe_unreadable(p: Path, size: int, head: bytes) -> str:
+    """Why a file that is neither a readable zip archive nor a pickle cannot be a torch checkpoint."""
+    if size == 0:
+        return f"{p} is not a readable torch checkpoint: the file is empty (0 bytes; an interrupted write?)"
+    if head.startswith(b"PK"):
+        return (f"{p} is not a readable torch checkpoint: it is truncated or corrupt, starting like a torch zip "
+                f"archive but with its end (the zip central directory) missing or damaged ({size} bytes; an "
+                "interrupted write, copy or download?)")
+    return (f"{p} is not a readable torch checkpoint: neither a torch zip archive nor a pickle (it starts with "
+            f"{head!r}; a text/HTML file or a failed download?)")
+
+
+def read_checkpoint(path: PathLike, mmap: bool = False, verify: bool = False) -> dict[str, Any]:
     """``torch.load(path, weights_only=True)`` with clear errors; returns the top-level dict.
 
-    Refuses (``CheckpointError``) a missing file, a file that is not a torch checkpoint (text, HTML
-    error page, truncated download), and any pickle that needs non-tensor globals (arbitrary objects are
-    never constructed, so no code from the file runs).
+    Refuses (``CheckpointError``) a missing or empty file, a truncated or corrupt one (named as such), a file
+    that is not a torch checkpoint (text, HTML error page), and any pickle that needs non-tensor globals
+    (arbitrary objects are never constructed, so no code from the file runs). ``verify=True`` also checks the
+    CRC-32 of every member of a zip checkpoint first (one extra read of the file), which catches damage inside
+    the tensor data that ``torch.load`` itself does not notice; resuming a training run uses it.
     """
     p = Path(path)
     if not p.is_file():
@@ -86,22 +103,38 @@ def read_checkpoint(path: PathLike, mmap: bool = False) -> dict[str, Any]:
     if p.suffix == ".safetensors":
         raise CheckpointError(f"{p} is a safetensors file: use load_hf() for Hugging Face checkpoints")
     is_zip = zipfile.is_zipfile(p)
+    size = p.stat().st_size
     with open(p, "rb") as f:
         head = f.read(8)
     if not is_zip and not head.startswith(b"\x80"):
-        raise CheckpointError(f"{p} is not a readable torch checkpoint: neither a torch zip archive nor a "
-                              f"pickle (it starts with {head!r}; a text/HTML file or a failed download?)")
+        raise CheckpointError(_describe_unreadable(p, size, head))
+    if verify and is_zip:
+        try:
+            with zipfile.ZipFile(p) as zf:
+                bad = zf.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+            raise CheckpointError(f"{p} is not a readable torch checkpoint: it is truncated or corrupt "
+                                  f"({type(e).__name__}: {e})") from None
+        if bad is not None:
+            raise CheckpointError(f"{p} is not a readable torch checkpoint: it is corrupt, member {bad!r} fails its "
+                                  "CRC check (damaged on disk or in a copy)")
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True, mmap=mmap and is_zip)
     except pickle.UnpicklingError as e:
-        detail = [ln.strip() for ln in str(e).splitlines() if "Unsupported" in ln or "unpickler error" in ln.lower()]
+        text = str(e)
+        if "truncated" in text or "EOF" in text:
+            raise CheckpointError(f"{p} is not a readable torch checkpoint: it is truncated ({size} bytes; an "
+                                  "interrupted write, copy or download?)") from None
+        detail = [ln.strip() for ln in text.splitlines() if "Unsupported" in ln or "unpickler error" in ln.lower()]
         raise CheckpointError(
             f"{p} was refused by the safe loader (weights_only=True): it holds Python objects other than "
             f"tensors and plain containers, which are never unpickled. {detail[0] if detail else ''}".rstrip()
         ) from None
     except (RuntimeError, EOFError, ValueError, OSError, UnicodeDecodeError, zipfile.BadZipFile) as e:
-        raise CheckpointError(f"{p} is not a readable torch checkpoint ({type(e).__name__}: "
-                              f"{str(e).splitlines()[0] if str(e) else ''})") from None
+        first = str(e).splitlines()[0] if str(e) else ""
+        why = ": it is truncated or corrupt" if isinstance(e, EOFError) or "EOF" in first or "corrupt" in first \
+            else ""
+        raise CheckpointError(f"{p} is not a readable torch checkpoint{why} ({type(e).__name__}: {first})") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{p}: expected a dict checkpoint, got {type(obj).__name__}")
     return obj
@@ -184,43 +217,98 @@ def load_official(path: PathLike, encoder_cfg: EncoderConfig | str | dict | None
     return encoder, predictor
 
 
-def _prefixed(model: nn.Module) -> dict[str, torch.Tensor]:
-    """State dict with the reference ``module.backbone.`` prefix, tensors detached to CPU."""
-    return {SAVE_PREFIX + k: v.detach().cpu() for k, v in model.state_dict().items()}
+def _state_dict(part: nn.Module | dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A module's (or an already gathered) state dict, tensors detached on the CPU."""
+    sd = part.state_dict() if isinstance(part, nn.Module) else part
+    return {k: v.detach().cpu() for k, v in sd.items()}
 
 
-def save(path: PathLike, encoder: nn.Module | None = None, predictor: nn.Module | None = None, *,
-         target_encoder: nn.Module | None = None, epoch: int = 0,
-         extra: dict[str, Any] | None = None) -> Path:
-    """Write a checkpoint in the released layout that :func:`load_official` and the reference read.
+def _prefixed(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Keys with the reference ``module.backbone.`` prefix."""
+    return {SAVE_PREFIX + k: v for k, v in sd.items()}
 
-    Top-level keys: ``encoder`` and ``target_encoder`` (the encoder again unless a separate EMA encoder is
-    given; AC training reads ``target_encoder``), ``predictor`` if given, ``epoch``, and ``vjepa2_ros`` with
-    the resolved configs as plain dicts. ``extra`` entries (e.g. ``opt``, ``loss``) are added as-is; they
-    must be plain containers/tensors so that ``weights_only=True`` still reads the file. Written atomically.
+
+def write_atomic(path: PathLike, payload: dict[str, Any]) -> Path:
+    """``torch.save(payload)`` to ``path`` atomically: write ``<name>.tmp`` beside it, fsync, ``os.replace``.
+
+    A crash or kill at any moment leaves the old file or the new one, never a torn one; a failed write removes
+    its temporary file and leaves the old file as it was.
+    """
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    try:  # make the rename itself durable (best effort: not every file system allows fsync on a directory)
+        fd = os.open(p.parent, os.O_RDONLY)
+    except OSError:
+        return p
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return p
+
+
+def save_state_dicts(path: PathLike, *, encoder: dict[str, torch.Tensor] | None = None,
+                     target_encoder: dict[str, torch.Tensor] | None = None,
+                     predictor: dict[str, torch.Tensor] | None = None, meta: dict[str, Any] | None = None,
+                     epoch: int = 0, extra: dict[str, Any] | None = None) -> Path:
+    """The one writer of the released checkpoint layout (:func:`save` and the trainer's checkpoints use it).
+
+    Top-level keys: ``encoder`` / ``target_encoder`` / ``predictor`` (state dicts, keys prefixed
+    ``module.backbone.``; ``target_encoder`` defaults to the encoder), ``epoch``, ``vjepa2_ros`` (``meta``: the
+    configs as plain dicts), and the ``extra`` entries as-is (plain containers/tensors, so that
+    ``weights_only=True`` still reads the file; they may not replace a section). Written with
+    :func:`write_atomic`.
     """
     out: dict[str, Any] = {"epoch": int(epoch)}
-    meta: dict[str, Any] = {}
     if encoder is not None:
-        out["encoder"] = _prefixed(encoder)
-        out["target_encoder"] = _prefixed(target_encoder if target_encoder is not None else encoder)
-        meta["encoder_config"] = encoder.cfg.to_dict()
+        out["encoder"] = _prefixed(_state_dict(encoder))
+        out["target_encoder"] = _prefixed(_state_dict(target_encoder if target_encoder is not None else encoder))
+    elif target_encoder is not None:
+        out["target_encoder"] = _prefixed(_state_dict(target_encoder))
     if predictor is not None:
-        out["predictor"] = _prefixed(predictor)
-        meta["predictor_type"] = type(predictor.cfg).__name__
-        meta["predictor_config"] = predictor.cfg.to_dict()
-    out["vjepa2_ros"] = meta
+        out["predictor"] = _prefixed(_state_dict(predictor))
+    out["vjepa2_ros"] = dict(meta or {})
     if extra:
         clash = set(extra) & set(out)
         if clash:
             raise ValueError(f"extra keys {sorted(clash)} would overwrite checkpoint sections")
         out.update(extra)
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    torch.save(out, tmp)
-    os.replace(tmp, p)
-    return p
+    return write_atomic(path, out)
+
+
+def save(path: PathLike, encoder: nn.Module | None = None, predictor: nn.Module | None = None, *,
+         target_encoder: nn.Module | None = None, epoch: int = 0,
+         extra: dict[str, Any] | None = None) -> Path:
+    """Write networks in the released layout that :func:`load_official` and the reference read.
+
+    Top-level keys: ``encoder`` and ``target_encoder`` (the encoder again unless a separate EMA encoder is
+    given; AC training reads ``target_encoder``), ``predictor`` if given, ``epoch``, and ``vjepa2_ros`` with
+    the resolved configs as plain dicts. ``extra`` entries (e.g. ``opt``, ``loss``) are added as-is; they
+    must be plain containers/tensors so that ``weights_only=True`` still reads the file. Written atomically
+    by :func:`save_state_dicts`.
+    """
+    meta: dict[str, Any] = {}
+    if encoder is not None:
+        meta["encoder_config"] = encoder.cfg.to_dict()
+    if predictor is not None:
+        meta["predictor_type"] = type(predictor.cfg).__name__
+        meta["predictor_config"] = predictor.cfg.to_dict()
+    return save_state_dicts(path, encoder=_state_dict(encoder) if encoder is not None else None,
+                            target_encoder=_state_dict(target_encoder) if target_encoder is not None else None,
+                            predictor=_state_dict(predictor) if predictor is not None else None,
+                            meta=meta, epoch=epoch, extra=extra)
 
 
 # ---------------------------------------------------------------------------------------------------------

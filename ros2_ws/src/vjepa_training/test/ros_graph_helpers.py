@@ -17,11 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
+from vjepa_core.franka import CURRENT_POSE_TOPIC, GRIPPER_JOINT_STATES_TOPIC, MAX_GRIPPER_WIDTH
+from vjepa_training.data.recording import CAMERA_IMAGE_TOPIC
+
 PKG = Path(__file__).resolve().parents[1]
 SRC = PKG.parent
-IMAGE_TOPIC = "/camera/image_raw"
-POSE_TOPIC = "/franka_robot_state_broadcaster/current_pose"
-GRIPPER_TOPIC = "/fr3_gripper/joint_states"
+IMAGE_TOPIC = CAMERA_IMAGE_TOPIC
+POSE_TOPIC = CURRENT_POSE_TOPIC
+GRIPPER_TOPIC = GRIPPER_JOINT_STATES_TOPIC
 
 
 def domain_id(offset: int) -> str:
@@ -113,6 +116,8 @@ class StreamPublisher:
         from builtin_interfaces.msg import Time
         from PIL import Image as PILImage
 
+        from vjepa_core.imgmsg import rgb_to_image_fields
+        from vjepa_core.msgconv import fill_pose_msg
         from vjepa_core.pose import euler_to_quat
         from vjepa_training.data.synthetic import gripper_at, make_image, pose_at
 
@@ -128,21 +133,20 @@ class StreamPublisher:
                 PILImage.fromarray(img).save(buf, format="PNG")
                 msg.format, msg.data = "png", buf.getvalue()
             else:
-                msg.height, msg.width, msg.encoding, msg.step = img.shape[0], img.shape[1], "rgb8", img.shape[1] * 3
-                msg.data = img.tobytes()
+                fields = rgb_to_image_fields(img, "rgb8")
+                msg.height, msg.width, msg.encoding = fields["height"], fields["width"], fields["encoding"]
+                msg.is_bigendian, msg.step, msg.data = fields["is_bigendian"], fields["step"], fields["data"]
             self.log["camera"][t_ns] = img
         elif kind == "pose":
             s6 = pose_at(np.array([t_rel]))[0]
             q = euler_to_quat(s6[3:6])
             msg = PoseStamped()
             msg.header.stamp, msg.header.frame_id = stamp, "base"
-            p, o = msg.pose.position, msg.pose.orientation
-            p.x, p.y, p.z = float(s6[0]), float(s6[1]), float(s6[2])
-            o.x, o.y, o.z, o.w = (float(v) for v in q)
+            fill_pose_msg(msg.pose, np.concatenate([s6, [0.0]]))
             self.log["pose"][t_ns] = np.array([s6[0], s6[1], s6[2], *q])
         else:
             g = float(gripper_at(np.array([t_rel]))[0])
-            half = 0.08 * (1 - g) / 2
+            half = MAX_GRIPPER_WIDTH * (1 - g) / 2
             msg = JointState()
             msg.header.stamp = stamp
             msg.name, msg.position = ["fr3_finger_joint1", "fr3_finger_joint2"], [half, half]

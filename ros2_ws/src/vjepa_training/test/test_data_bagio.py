@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from rosbags.typesys import Stores, get_typestore
 
+from vjepa_core.imgmsg import ImageConversionError, msg_to_rgb
+from vjepa_core.msgconv import MessageError, gripper_closedness, pose_xyzq_from_msg
 from vjepa_training.data.align import AlignConfig, align, nearest_before, sample_frames
 from vjepa_training.data.bagio import BagError, BagReader, BagWriter, recover_bag, resolve_msgdef
-from vjepa_training.data.decode import DecodeError, gripper_closedness, image_to_rgb, pose_to_xyzq
 
 TS = get_typestore(Stores.LATEST)
 SRC = Path(__file__).resolve().parents[2]
@@ -29,25 +30,36 @@ def _image(i: int, enc="rgb8", w=4, h=3, pad=0):
     return m, data.reshape(h, step)[:, : w * ch].reshape(h, w, ch)
 
 
-def test_image_encodings():
+def test_bag_images_decode_through_vjepa_core():
+    """Messages deserialized from bags (rosbags dataclasses, numpy data) go through the suite's one decoder."""
     m, raw = _image(1, "rgb8", pad=2)
-    np.testing.assert_array_equal(image_to_rgb(m), raw)
+    np.testing.assert_array_equal(msg_to_rgb(m), raw)
     m, raw = _image(1, "bgr8")
-    np.testing.assert_array_equal(image_to_rgb(m), raw[:, :, ::-1])
+    np.testing.assert_array_equal(msg_to_rgb(m), raw[:, :, ::-1])
     m, raw = _image(1, "mono8")
-    np.testing.assert_array_equal(image_to_rgb(m), np.repeat(raw, 3, axis=2))
+    np.testing.assert_array_equal(msg_to_rgb(m), np.repeat(raw, 3, axis=2))
     m, raw = _image(1, "rgba8")
-    np.testing.assert_array_equal(image_to_rgb(m), raw[:, :, :3])
+    np.testing.assert_array_equal(msg_to_rgb(m), raw[:, :, :3])
+    m, raw = _image(1, "bgr8")
+    m.encoding = "8UC3"  # OpenCV's BGR, as the dataset builder's own decoder read it before
+    np.testing.assert_array_equal(msg_to_rgb(m), raw[:, :, ::-1])
     m.encoding = "yuv422"
-    with pytest.raises(DecodeError, match="unsupported image encoding"):
-        image_to_rgb(m)
+    with pytest.raises(ImageConversionError, match="unsupported image encoding"):
+        msg_to_rgb(m)
+    # mono16 (e.g. a depth-like or 16-bit mono camera): the high byte, replicated to RGB.
+    mono = (np.arange(12, dtype=np.uint16).reshape(3, 4) * 5000).astype("<u2")
+    m16 = TS.types["sensor_msgs/msg/Image"](
+        header=TS.types["std_msgs/msg/Header"](stamp=TS.types["builtin_interfaces/msg/Time"](sec=0, nanosec=0),
+                                               frame_id="c"),
+        height=3, width=4, encoding="mono16", is_bigendian=0, step=8, data=mono.view(np.uint8).reshape(-1))
+    np.testing.assert_array_equal(msg_to_rgb(m16), np.repeat((mono >> 8).astype(np.uint8)[:, :, None], 3, axis=2))
     m, _ = _image(1)
     m.data = m.data[:10]
-    with pytest.raises(DecodeError, match="do not hold"):
-        image_to_rgb(m)
+    with pytest.raises(ImageConversionError, match="image data has 10 bytes"):
+        msg_to_rgb(m)
 
 
-def test_pose_and_gripper_decoding():
+def test_bag_pose_and_gripper_decode_through_vjepa_core():
     js = TS.types["sensor_msgs/msg/JointState"](
         header=TS.types["std_msgs/msg/Header"](stamp=TS.types["builtin_interfaces/msg/Time"](sec=0, nanosec=0),
                                                frame_id=""),
@@ -59,10 +71,10 @@ def test_pose_and_gripper_decoding():
     P = TS.types["geometry_msgs/msg/Pose"]
     pose = P(position=TS.types["geometry_msgs/msg/Point"](x=1.0, y=2.0, z=3.0),
              orientation=TS.types["geometry_msgs/msg/Quaternion"](x=0.0, y=0.0, z=0.0, w=1.0))
-    np.testing.assert_array_equal(pose_to_xyzq(pose), [1, 2, 3, 0, 0, 0, 1])
+    np.testing.assert_array_equal(pose_xyzq_from_msg(pose), [1, 2, 3, 0, 0, 0, 1])
     pose.position.x = float("nan")
-    with pytest.raises(DecodeError, match="non-finite"):
-        pose_to_xyzq(pose)
+    with pytest.raises(MessageError, match="non-finite"):
+        pose_xyzq_from_msg(pose)
 
 
 def test_resolve_msgdef_custom_type_from_share(tmp_path):
@@ -96,6 +108,9 @@ KILL_SCRIPT = """
 import os, sys
 sys.path[:0] = {paths!r}
 from rosbags.typesys import Stores, get_typestore
+
+from vjepa_core.imgmsg import ImageConversionError, msg_to_rgb
+from vjepa_core.msgconv import MessageError, gripper_closedness, pose_xyzq_from_msg
 from vjepa_training.data.bagio import BagWriter
 ts = get_typestore(Stores.LATEST)
 S = ts.types["std_msgs/msg/String"]

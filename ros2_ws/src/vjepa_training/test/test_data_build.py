@@ -7,12 +7,23 @@ import shutil
 
 import numpy as np
 import pytest
+from rosbags.typesys import Stores, get_typestore
 
+from vjepa_core.franka import MAX_GRIPPER_WIDTH
+from vjepa_core.imgmsg import rgb_to_image_fields
 from vjepa_core.pose import compute_new_pose, poses_to_diff, quat_to_euler
-from vjepa_training.data.build import BuildConfig, build_dataset
+from vjepa_training.data.bagio import BagWriter, make_qos
+from vjepa_training.data.build import (
+    DEFAULT_GRIPPER_TOPIC,
+    DEFAULT_IMAGE_TOPIC,
+    DEFAULT_POSE_TOPIC,
+    BuildConfig,
+    build_dataset,
+)
 from vjepa_training.data.decode import resize_center_crop
 from vjepa_training.data.shards import DatasetIndex
-from vjepa_training.data.synthetic import write_synthetic_bag
+from vjepa_training.data.synthetic import make_image, write_synthetic_bag
+from vjepa_training.dataset_cli import build_parser
 from vjepa_training.dataset_cli import main as cli_main
 
 
@@ -141,3 +152,66 @@ def test_missing_topic_is_a_skip_reason(tmp_path):
                    "--quiet"])
     assert rc == 1
     shutil.rmtree(tmp_path / "ds2")
+
+
+def _bag_with_gripper_names(path, names: list[str], positions: list[float]) -> None:
+    """A real mcap bag: rgb8 camera at 15 Hz, pose at 50 Hz, and gripper JointStates with these names/positions."""
+    ts = get_typestore(Stores.LATEST)
+    T, H = ts.types["builtin_interfaces/msg/Time"], ts.types["std_msgs/msg/Header"]
+    P, Pt, Q = (ts.types[f"geometry_msgs/msg/{n}"] for n in ("Pose", "Point", "Quaternion"))
+
+    def header(ns: int) -> object:
+        return H(stamp=T(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000), frame_id="")
+
+    t0 = 1_700_000_000_000_000_000
+    with BagWriter(path, storage="mcap", fsync=False) as bag:
+        for topic, typ in ((DEFAULT_IMAGE_TOPIC, "sensor_msgs/msg/Image"),
+                           (DEFAULT_POSE_TOPIC, "geometry_msgs/msg/PoseStamped"),
+                           (DEFAULT_GRIPPER_TOPIC, "sensor_msgs/msg/JointState")):
+            bag.add_topic(topic, typ, qos=[make_qos(True)])
+        for k in range(100):  # 2 s at 50 Hz
+            ns = t0 + k * 20_000_000
+            pose = ts.types["geometry_msgs/msg/PoseStamped"](header=header(ns), pose=P(
+                position=Pt(x=0.4, y=0.0, z=0.3 + 0.001 * k), orientation=Q(x=0.0, y=0.0, z=0.0, w=1.0)))
+            bag.write(DEFAULT_POSE_TOPIC, ns, ts.serialize_cdr(pose, "geometry_msgs/msg/PoseStamped"))
+            js = ts.types["sensor_msgs/msg/JointState"](header=header(ns), name=names,
+                                                       position=np.array(positions), velocity=np.zeros(0),
+                                                       effort=np.zeros(0))
+            bag.write(DEFAULT_GRIPPER_TOPIC, ns, ts.serialize_cdr(js, "sensor_msgs/msg/JointState"))
+            if k % 3 == 0 and k >= 5:
+                img = make_image(k)
+                msg = ts.types["sensor_msgs/msg/Image"](header=header(ns + 1), **rgb_to_image_fields(img))
+                msg.data = np.frombuffer(msg.data, np.uint8)
+                bag.write(DEFAULT_IMAGE_TOPIC, ns + 1, ts.serialize_cdr(msg, "sensor_msgs/msg/Image"))
+
+
+def test_gripper_states_convert_through_msgconv(tmp_path):
+    """Bags' gripper JointStates go through vjepa_core.msgconv, the suite's one converter: a well-formed one gives
+    the closedness; one whose names and positions disagree is a skip reason, not a silently summed width."""
+    half = 0.25 * MAX_GRIPPER_WIDTH / 2
+    _bag_with_gripper_names(tmp_path / "bags" / "ok", ["fr3_finger_joint1", "fr3_finger_joint2"], [half, half])
+    _bag_with_gripper_names(tmp_path / "bags" / "bad", ["fr3_finger_joint1", "fr3_finger_joint2", "extra"],
+                            [half, half])
+    summary = build_dataset([tmp_path / "bags"], tmp_path / "ds", BuildConfig(image_size=16), progress=False)
+    assert summary["episodes"] == 1 and [s["source"].split("/")[-1] for s in summary["skipped"]] == ["bad"]
+    assert "3 names but 2 positions" in summary["skipped"][0]["reason"]
+    states = np.asarray(DatasetIndex(tmp_path / "ds").episode_rows(0, "states"))
+    np.testing.assert_allclose(states[:, 6], 0.75)
+
+
+def test_topic_and_gripper_defaults_come_from_vjepa_core():
+    """One place for Franka facts: the builder, its CLI and the recorder take them from vjepa_core.franka, and
+    the dataset layer has no message converters of its own."""
+    from vjepa_core import franka
+    from vjepa_training.data import decode
+    from vjepa_training.data.recording import DEFAULT_TOPICS
+
+    assert BuildConfig().pose_topic == franka.CURRENT_POSE_TOPIC
+    assert BuildConfig().gripper_topic == franka.GRIPPER_JOINT_STATES_TOPIC
+    assert BuildConfig().gripper_max_width == franka.MAX_GRIPPER_WIDTH
+    args = build_parser().parse_args(["build", "x", "--out", "y"])
+    assert (args.pose_topic, args.gripper_topic, args.gripper_max_width) == (
+        franka.CURRENT_POSE_TOPIC, franka.GRIPPER_JOINT_STATES_TOPIC, franka.MAX_GRIPPER_WIDTH)
+    assert {franka.CURRENT_POSE_TOPIC, franka.GRIPPER_JOINT_STATES_TOPIC, franka.JOINT_STATES_TOPIC} <= set(
+        DEFAULT_TOPICS)
+    assert not {"image_to_rgb", "pose_to_xyzq", "gripper_closedness"} & set(dir(decode))

@@ -17,6 +17,7 @@ from vjepa_training.train.config import (
     from_dict,
     load_config,
     save_resolved,
+    to_dict,
 )
 from vjepa_training.train.masks import MultiBlockMasks
 from vjepa_training.train.schedules import ema_momentum, learning_rate, weight_decay
@@ -62,6 +63,19 @@ def test_cli_rejects_unknown_key(tmp_path, capsys):
     assert cli(["pretrain", "--config", str(bad), "--out", str(tmp_path / "run")]) == 2
     assert "learning_rate" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_clip_length_is_one_setting():
+    """Pretraining's clip length is data.num_frames only: the encoder (and the predictor and checkpoint meta)
+    follows it, a conflicting model.encoder.num_frames is refused, and a resolved config reloads unchanged."""
+    cfg = load_config(CONFIGS / "pretrain_tiny.yaml", PretrainConfig, ["data.num_frames=8"])
+    assert cfg.model.encoder_config().num_frames == 8 and cfg.model.predictor_config().num_frames == 8
+    for name in ("pretrain_tiny", "pretrain_vitl_256", "pretrain_vitg_256", "cooldown_vitg_384_64f", "sim_pretrain"):
+        c = load_config(CONFIGS / f"{name}.yaml", PretrainConfig)
+        assert c.model.encoder_config().num_frames == c.data.num_frames, name
+    with pytest.raises(TrainConfigError, match="model.encoder.num_frames 4 != data.num_frames 8"):
+        load_config(CONFIGS / "pretrain_tiny.yaml", PretrainConfig, ["data.num_frames=8", "model.encoder.num_frames=4"])
+    assert from_dict(PretrainConfig, to_dict(cfg)) == cfg
 
 
 def test_resolved_config_round_trips(tmp_path):

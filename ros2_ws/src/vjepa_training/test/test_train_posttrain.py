@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import csv
+import json
+import logging
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,10 +18,12 @@ from vjepa_core.checkpoint import load_official, save
 from vjepa_core.config import EncoderConfig
 from vjepa_core.models import build_ac_predictor, build_encoder
 from vjepa_training.data.latents import encode_dataset, encoder_from_checkpoint
+from vjepa_training.dataset_cli import main as dataset_cli
 from vjepa_training.train.config import PosttrainConfig, load_config
 from vjepa_training.train.posttrain import ACNet, resolve_latents
 from vjepa_training.train.posttrain import main as posttrain
 from vjepa_training.train.synthetic import write_shard_dataset
+from vjepa_training.train_cli import main as train_cli
 
 CONFIG = Path(__file__).resolve().parents[4] / "config" / "train" / "posttrain_tiny.yaml"
 ENC = {"img_size": 64, "patch_size": 16, "num_frames": 4, "tubelet_size": 2, "embed_dim": 48, "depth": 2,
@@ -32,8 +37,9 @@ def setup(tmp_path_factory):
     data = write_shard_dataset(root / "shards", n_episodes=4, n_frames=20, size=64)
     torch.manual_seed(0)
     enc_ckpt = save(root / "encoder.pt", build_encoder(EncoderConfig.from_dict(ENC)))
-    fn, mid = encoder_from_checkpoint(enc_ckpt, ENC, encoder_key="target_encoder")
-    encode_dataset(data, fn, mid, batch_size=16, progress=False)
+    fn, ident = encoder_from_checkpoint(enc_ckpt, ENC)
+    assert ident.encoder_key == "target_encoder" and ident.image_size == 64
+    encode_dataset(data, fn, ident, batch_size=16, progress=False)
     return data, enc_ckpt
 
 
@@ -73,6 +79,80 @@ def test_posttrain_on_cached_latents_learns(setup, tmp_path):
         data, enc, live, "max_steps=8", "optim.total_steps=40", "optim.warmup_steps=4", "optim.cooldown_steps=0",
         "optim.lr=2e-3", "log.every_steps=4", "data.latents=null")))
     assert losses(live) == pytest.approx(ls[:2], rel=2e-2)
+
+
+def test_latent_cache_keyed_by_encoder_section(tmp_path, caplog, capsys):
+    """A cache of the online ``encoder`` section is never used for a run on ``target_encoder`` (the mix-up
+    that trained on the wrong encoder's latents); ``vjepa-dataset encode`` defaults to target_encoder."""
+    data = write_shard_dataset(tmp_path / "shards", n_episodes=2, n_frames=12, size=64)
+    torch.manual_seed(1)
+    online = build_encoder(EncoderConfig.from_dict(ENC))
+    torch.manual_seed(2)
+    ema = build_encoder(EncoderConfig.from_dict(ENC))
+    ckpt = save(tmp_path / "two_sections.pt", online, target_encoder=ema)
+    enc_json = tmp_path / "encoder.json"
+    enc_json.write_text(json.dumps({"encoder": ENC}))
+    encode = ["encode", str(data), "--checkpoint", str(ckpt), "--encoder", str(enc_json), "--quiet"]
+    assert dataset_cli([*encode, "--encoder-key", "encoder"]) == 0
+    (wrong,) = [p.name for p in (data / "latents").iterdir()]
+    common = ["optim.total_steps=40", "optim.warmup_steps=4", "optim.cooldown_steps=0", "log.every_steps=1",
+              "max_steps=1"]
+    cfg = load_config(CONFIG, PosttrainConfig, overrides(data, ckpt, tmp_path / "auto", *common))
+    assert cfg.model.encoder_key == "target_encoder"
+    with caplog.at_level(logging.WARNING, logger="vjepa_train"):
+        assert resolve_latents(cfg, str(data)) is None  # refused, not silently used
+    assert f"{wrong}: checkpoint section 'encoder', not 'target_encoder'" in caplog.text
+    from vjepa_training.data.latents import read_cache_key
+
+    assert read_cache_key(data / "latents" / wrong).encoder_key == "encoder"
+    # Naming the wrong cache explicitly is an error before anything is written.
+    run = tmp_path / "named"
+    sets = [a for ov in overrides(data, ckpt, run, *common, f"data.latents={wrong}") for a in ("--set", ov)]
+    capsys.readouterr()
+    assert train_cli(["posttrain", "--config", str(CONFIG), *sets]) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "error:" in ln]
+    assert len(err) == 1 and f"latent cache '{wrong}'" in err[0] and "checkpoint section 'encoder'" in err[0]
+    assert not run.exists()
+    # The default encode makes the target_encoder cache, and `auto` picks it.
+    assert dataset_cli(encode) == 0
+    picked = resolve_latents(cfg, str(data))
+    assert picked is not None and picked != wrong
+    assert read_cache_key(data / "latents" / picked).encoder_key == "target_encoder"
+    # Step-1 loss: from the cache == encoding target_encoder frames on the fly; the online section's differs.
+    posttrain(cfg)
+    live = tmp_path / "live"
+    posttrain(load_config(CONFIG, PosttrainConfig, overrides(data, ckpt, live, *common, "data.latents=null")))
+    other = tmp_path / "other"
+    posttrain(load_config(CONFIG, PosttrainConfig, overrides(data, ckpt, other, *common, "data.latents=null",
+                                                             "model.encoder_key=encoder")))
+    assert losses(tmp_path / "auto") == pytest.approx(losses(live), rel=1e-3)  # float16 cache
+    assert losses(other)[0] != pytest.approx(losses(live)[0], rel=1e-3)
+
+
+def test_cache_without_a_recorded_key_is_refused(setup, tmp_path, caplog):
+    """A cache from before caches recorded their section and size cannot be told apart: refused, re-encode."""
+    from vjepa_training.data.latents import LatentCacheError
+
+    data, enc = setup
+    data2 = tmp_path / "shards"
+    shutil.copytree(data, data2)
+    legacy = data2 / "latents" / "legacy"
+    shutil.copytree(next(p for p in (data2 / "latents").iterdir()), legacy)
+    meta = json.loads((legacy / "meta.json").read_text())
+    for k in ("encoder_key", "image_size"):
+        meta.pop(k)
+    (legacy / "meta.json").write_text(json.dumps(meta))
+    cfg = load_config(CONFIG, PosttrainConfig, overrides(data2, enc, tmp_path / "run", "data.latents=legacy"))
+    with pytest.raises(LatentCacheError, match="does not record its encoder_key, image_size"):
+        resolve_latents(cfg, str(data2))
+    auto = load_config(CONFIG, PosttrainConfig, overrides(data2, enc, tmp_path / "run"))
+    with caplog.at_level(logging.WARNING, logger="vjepa_train"):
+        assert resolve_latents(auto, str(data2)) is not None  # the properly keyed cache is still used
+    # A run at another size does not take the 64 px cache either.
+    small = load_config(CONFIG, PosttrainConfig, overrides(data2, enc, tmp_path / "run", "data.img_size=32"))
+    with caplog.at_level(logging.WARNING, logger="vjepa_train"):
+        assert resolve_latents(small, str(data2)) is None
+    assert "image size 64 px, not 32 px" in caplog.text
 
 
 def test_acnet_teacher_forcing_and_rollout():

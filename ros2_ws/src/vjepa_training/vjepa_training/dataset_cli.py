@@ -5,12 +5,13 @@ Usage::
     vjepa-dataset build BAG_OR_DIR... --out DIR [--fps 4] [--image-topic T] [--pose-topic T]
                         [--gripper-topic T] [--image-size 256] [--summary-json PATH]
     vjepa-dataset import-droid RAW_DIR... --out DIR [--fps 4] [--camera left_mp4_path]
-    vjepa-dataset encode DATASET --checkpoint CKPT --encoder vit_giant|config.json [--batch-size 8]
+    vjepa-dataset encode DATASET --checkpoint CKPT --encoder vit_giant|config.json [--encoder-key target_encoder]
     vjepa-dataset recover BAG [--out NEW_BAG]
     vjepa-dataset info DATASET
 
-Exit status: 0 done (skipped sources are listed in the summary), 1 nothing could be built or recovered,
-2 bad arguments. See docs/data.md.
+Exit status: 0 done (skipped sources are listed in the summary), 1 nothing could be built or recovered
+(or an unreadable bag), 2 bad arguments or input. Every failure ends with one ``vjepa-dataset <command>:
+error: ...`` line on stderr (``--debug`` or ``VJEPA_DEBUG=1`` shows the traceback). See docs/data.md.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["build_parser", "main"]
+from .cli_errors import run_guarded
+
+__all__ = ["NothingBuilt", "build_parser", "main"]
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -37,9 +40,16 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _add_debug(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--debug", action="store_true", help="show the traceback of any error (also VJEPA_DEBUG=1)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for docs and tests)."""
+    from vjepa_core.franka import MAX_GRIPPER_WIDTH
+
     from .data.build import DEFAULT_GRIPPER_TOPIC, DEFAULT_IMAGE_TOPIC, DEFAULT_POSE_TOPIC
+    from .data.latents import DEFAULT_ENCODER_KEY
 
     parser = argparse.ArgumentParser(prog="vjepa-dataset", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -55,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="gripper JointState (or Float32/64 closedness) topic; '' for none")
     b.add_argument("--max-skew", type=float, default=0.1,
                    help="oldest pose/gripper sample allowed before a frame, seconds (default 0.1)")
-    b.add_argument("--gripper-max-width", type=float, default=0.08, help="open gripper width, m (default 0.08)")
+    b.add_argument("--gripper-max-width", type=float, default=MAX_GRIPPER_WIDTH,
+                   help=f"open gripper width, m (default {MAX_GRIPPER_WIDTH}, the Franka Hand)")
     b.add_argument("--time-source", choices=("header", "bag"), default="header",
                    help="align on message header stamps (default) or bag receive times")
 
@@ -71,11 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--encoder", required=True,
                    help="encoder preset (vit_large, vit_huge, vit_giant, vit_giant_384) or a JSON file with "
                         "EncoderConfig fields (or an 'encoder' section)")
-    e.add_argument("--encoder-key", default="encoder", help="checkpoint section: encoder or target_encoder")
+    e.add_argument("--encoder-key", default=DEFAULT_ENCODER_KEY,
+                   help=f"checkpoint section to encode with: {DEFAULT_ENCODER_KEY} (default; the EMA encoder "
+                        "post-training uses) or encoder. Part of the cache key")
     e.add_argument("--batch-size", type=int, default=8)
     e.add_argument("--dtype", choices=("float16", "float32"), default="float16")
     e.add_argument("--layer-norm", action="store_true", help="store layer-normed tokens")
-    e.add_argument("--name", default=None, help="cache name (default derived from the model id)")
+    e.add_argument("--name", default=None,
+                   help="cache name (default: model id, section, image size, dtype, e.g. "
+                        "vit_giant_1a2b3c4d5e6f.target_encoder.256px.f16)")
     e.add_argument("--device", default="cpu")
     e.add_argument("--quiet", action="store_true")
 
@@ -85,7 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("info", help="print a dataset's episodes and frames")
     i.add_argument("dataset", type=Path)
+    for p in (b, d, e, r, i):
+        _add_debug(p)
     return parser
+
+
+class NothingBuilt(Exception):
+    """No episode at all could be built: every source was skipped (exit status 1)."""
 
 
 def _finish(summary: dict[str, Any], path: Path | None) -> int:
@@ -94,7 +115,14 @@ def _finish(summary: dict[str, Any], path: Path | None) -> int:
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text + "\n", encoding="utf-8")
-    return 0 if summary["episodes"] > 0 else 1
+    if summary["episodes"] > 0:
+        return 0
+    skipped = summary.get("skipped", [])
+    if skipped:
+        first = skipped[0]
+        raise NothingBuilt(f"nothing built: {len(skipped)} source(s) skipped, e.g. {first['source']}: "
+                           f"{first['reason']}")
+    raise NothingBuilt("nothing built: no episode in the sources")
 
 
 def _cmd_build(a: argparse.Namespace) -> int:
@@ -121,12 +149,20 @@ def _cmd_encode(a: argparse.Namespace) -> int:
 
     enc: str | dict[str, Any] = a.encoder
     if a.encoder.endswith(".json"):
-        enc = json.loads(Path(a.encoder).read_text(encoding="utf-8"))
+        try:
+            enc = json.loads(Path(a.encoder).read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"--encoder {a.encoder} is not valid JSON: {exc}") from None
         enc = enc.get("encoder", enc)
-    fn, mid = encoder_from_checkpoint(a.checkpoint, enc, encoder_key=a.encoder_key, device=a.device)
-    out = encode_dataset(a.dataset, fn, mid, batch_size=a.batch_size, dtype=a.dtype, layer_norm=a.layer_norm,
+    from .data.shards import load_index
+
+    load_index(a.dataset)  # a missing or bad dataset fails before the (possibly slow) model load
+    fn, ident = encoder_from_checkpoint(a.checkpoint, enc, encoder_key=a.encoder_key, device=a.device)
+    out = encode_dataset(a.dataset, fn, ident, batch_size=a.batch_size, dtype=a.dtype, layer_norm=a.layer_norm,
                          name=a.name, progress=not a.quiet)
-    print(json.dumps({"cache": str(out), "name": out.name, "model_id": mid}))
+    print(json.dumps({"cache": str(out), "name": out.name, "model_id": ident.model_id,
+                      "encoder_key": ident.encoder_key, "image_size": ident.image_size,
+                      "normalized": a.layer_norm, "dtype": a.dtype}))
     return 0
 
 
@@ -136,7 +172,9 @@ def _cmd_recover(a: argparse.Namespace) -> int:
     rep = recover_bag(a.bag, a.out)
     print(json.dumps({"output": str(rep.output), "messages": rep.messages, "counts": rep.counts,
                       "notes": rep.notes}, indent=1))
-    return 0 if rep.messages else 1
+    if not rep.messages:
+        raise NothingBuilt(f"nothing recovered from {a.bag}" + (f": {rep.notes[-1]}" if rep.notes else ""))
+    return 0
 
 
 def _cmd_info(a: argparse.Namespace) -> int:
@@ -151,23 +189,22 @@ def _cmd_info(a: argparse.Namespace) -> int:
     return 0
 
 
+def _status(exc: BaseException) -> int:
+    """Nothing built or recovered, or an unreadable bag: 1; other bad arguments or input: 2."""
+    from .data.bagio import BagError
+
+    return 1 if isinstance(exc, (NothingBuilt, BagError)) else 2
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``vjepa-dataset``."""
+    """Entry point of ``vjepa-dataset``; every failure ends with one ``error:`` line on stderr."""
+    from .data.bagio import BagError
+
     args = build_parser().parse_args(argv)
     handlers = {"build": _cmd_build, "import-droid": _cmd_droid, "encode": _cmd_encode,
                 "recover": _cmd_recover, "info": _cmd_info}
-    try:
-        return handlers[args.command](args)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"vjepa-dataset {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:
-        from .data.bagio import BagError
-
-        if isinstance(exc, BagError):
-            print(f"vjepa-dataset {args.command}: error: {exc}", file=sys.stderr)
-            return 1
-        raise
+    return run_guarded(f"vjepa-dataset {args.command}", lambda: handlers[args.command](args), debug=args.debug,
+                       expected=(BagError, NothingBuilt), status=_status)
 
 
 if __name__ == "__main__":

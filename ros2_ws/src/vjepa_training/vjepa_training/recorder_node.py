@@ -39,14 +39,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from .data.bagio import make_qos
-from .data.recording import EpisodeRecorder, RecorderConfig
-
-DEFAULT_TOPICS = [
-    "/camera/image_raw",
-    "/franka_robot_state_broadcaster/current_pose",
-    "/fr3_gripper/joint_states",
-    "/joint_states",
-]
+from .data.recording import DEFAULT_TOPICS, EpisodeRecorder, RecorderConfig
 
 PARAMS: dict[str, tuple[Any, str]] = {
     "topics": (DEFAULT_TOPICS, "topics to record (types discovered from the graph)"),

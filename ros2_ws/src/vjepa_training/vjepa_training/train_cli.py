@@ -6,7 +6,12 @@
 
 Several processes / machines: ``torchrun --nproc_per_node=N -m vjepa_training.train_cli pretrain ...``
 (see docs/training.md). A run directory with a ``latest.pt`` is resumed automatically (``--no-resume`` to
-refuse, i.e. fail instead of resuming).
+refuse, i.e. fail instead of resuming); with ``checkpoint.resume: false`` it is an error unless
+``--overwrite`` asks to start over at step 0 and replace the old checkpoints. Inputs (config, data sources,
+latent cache, checkpoints) are all checked before the run directory is created or touched.
+
+Exit status: 0 done, 2 bad config or input (one ``vjepa-train <command>: error: ...`` line on stderr), 1 a
+failure during training or an internal error (``--debug`` or ``VJEPA_DEBUG=1`` shows the traceback).
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+from .cli_errors import run_guarded
 
 __all__ = ["main"]
 
@@ -26,7 +33,12 @@ def _train_parser(sub: argparse._SubParsersAction, name: str, help_text: str) ->
                                                  "optim.total_steps); resume later to continue")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set optim.lr=1e-3 --set data.batch_size=4")
-    p.add_argument("--no-resume", action="store_true", help="error out if RUN already holds a checkpoint")
+    once = p.add_mutually_exclusive_group()
+    once.add_argument("--no-resume", action="store_true", help="error out if RUN already holds a checkpoint")
+    once.add_argument("--overwrite", action="store_true",
+                      help="start over at step 0 even if RUN holds a checkpoint, removing RUN/latest.pt and "
+                           "RUN/checkpoints/step_*.pt (needed to restart a run with checkpoint.resume: false)")
+    p.add_argument("--debug", action="store_true", help="show the traceback of any error (also VJEPA_DEBUG=1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,7 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="write PNG curves of RUN/metrics.csv")
     p.add_argument("run", help="run directory")
     p.add_argument("--out", help="output folder (default RUN/plots)")
+    p.add_argument("--debug", action="store_true", help="show the traceback of any error (also VJEPA_DEBUG=1)")
     return parser
+
+
+class _InvalidConfig(ValueError):
+    """The config file or an override is invalid (reported as such)."""
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -54,36 +71,37 @@ def _train(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.config, cls, overrides)
     except TrainConfigError as e:
-        print(f"vjepa-train {args.command}: invalid config: {e}", file=sys.stderr)
-        return 2
+        raise _InvalidConfig(f"invalid config: {e}") from None
     if args.no_resume and (Path(cfg.out) / "latest.pt").exists():
-        print(f"vjepa-train: {cfg.out}/latest.pt exists and --no-resume was given", file=sys.stderr)
-        return 2
+        raise _InvalidConfig(f"{cfg.out}/latest.pt exists and --no-resume was given")
     if args.command == "pretrain":
         from .train.pretrain import main as run_task
     else:
         from .train.posttrain import main as run_task
-    summary = run_task(cfg)
+    summary = run_task(cfg, overwrite=args.overwrite)
     if summary.get("collapse_warnings"):
         print(f"vjepa-train: {summary['collapse_warnings']} collapse warnings (see log)", file=sys.stderr)
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``vjepa-train`` console script."""
-    args = build_parser().parse_args(argv)
-    if args.command == "plot":
-        from .train.plot import plot_run
+def _plot(args: argparse.Namespace) -> int:
+    from .train.plot import plot_run
 
-        try:
-            paths = plot_run(args.run, args.out)
-        except (FileNotFoundError, ValueError) as e:
-            print(f"vjepa-train plot: {e}", file=sys.stderr)
-            return 2
-        for p in paths:
-            print(p)
-        return 0
-    return _train(args)
+    for p in plot_run(args.run, args.out):
+        print(p)
+    return 0
+
+
+def _status(exc: BaseException) -> int:
+    """Bad config or input: 2; a run that went wrong while training (the loss became NaN): 1."""
+    return 1 if isinstance(exc, FloatingPointError) else 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``vjepa-train`` console script; every failure ends with one ``error:`` line."""
+    args = build_parser().parse_args(argv)
+    fn = _plot if args.command == "plot" else _train
+    return run_guarded(f"vjepa-train {args.command}", lambda: fn(args), debug=args.debug, status=_status)
 
 
 if __name__ == "__main__":

@@ -27,18 +27,22 @@ from typing import Any
 
 import numpy as np
 
+from vjepa_core.franka import CURRENT_POSE_TOPIC, GRIPPER_JOINT_STATES_TOPIC, MAX_GRIPPER_WIDTH
+from vjepa_core.imgmsg import msg_to_rgb
+from vjepa_core.msgconv import gripper_closedness, pose_xyzq_from_msg
 from vjepa_core.pose import poses_to_diff, quat_to_euler
 
 from .align import AlignConfig, align
 from .bagio import BagError, BagReader, find_bags
-from .decode import DecodeError, gripper_closedness, image_to_rgb, pose_to_xyzq, resize_center_crop, stamp_ns
+from .decode import DecodeError, resize_center_crop, stamp_ns
+from .recording import CAMERA_IMAGE_TOPIC
 from .shards import Episode, ShardWriter
 
 __all__ = ["BuildConfig", "build_dataset", "extract_bag", "make_episode", "source_fingerprint"]
 
-DEFAULT_IMAGE_TOPIC = "/camera/image_raw"
-DEFAULT_POSE_TOPIC = "/franka_robot_state_broadcaster/current_pose"
-DEFAULT_GRIPPER_TOPIC = "/fr3_gripper/joint_states"
+DEFAULT_IMAGE_TOPIC = CAMERA_IMAGE_TOPIC
+DEFAULT_POSE_TOPIC = CURRENT_POSE_TOPIC
+DEFAULT_GRIPPER_TOPIC = GRIPPER_JOINT_STATES_TOPIC
 _RESERVED = {"id", "shard", "start", "length", "start_time_ns", "end_time_ns"}
 
 
@@ -61,7 +65,7 @@ class BuildConfig:
     max_skew_s: float = 0.1
     frame_tolerance_s: float | None = None
     min_frames: int = 2
-    gripper_max_width: float = 0.08
+    gripper_max_width: float = MAX_GRIPPER_WIDTH
     time_source: str = "header"
     shard_frames: int = 2048
 
@@ -134,7 +138,8 @@ def _stream(reader: BagReader, topic: str, msgtype: str, cfg: BuildConfig, conve
 
 
 def extract_bag(bag: Path, cfg: BuildConfig) -> tuple[list[Episode], list[str]]:
-    """Turn one bag into aligned episodes. Raises :class:`BagError`/:class:`DecodeError` on bad input."""
+    """Turn one bag into aligned episodes. Raises :class:`BagError` or a ``ValueError`` (``MessageError``,
+    ``ImageConversionError``, :class:`DecodeError`) on bad input."""
     meta_base = _read_sidecar(bag)
     with BagReader(bag) as reader:
         topics = reader.topics
@@ -145,7 +150,7 @@ def extract_bag(bag: Path, cfg: BuildConfig) -> tuple[list[Episode], list[str]]:
         if use_gripper and cfg.gripper_topic not in topics:
             raise BagError(f"gripper topic {cfg.gripper_topic!r} not in the bag (pass --gripper-topic '' to "
                            f"record closedness 0); it has {sorted(topics)}")
-        pose_t, poses = _stream(reader, cfg.pose_topic, topics[cfg.pose_topic], cfg, pose_to_xyzq)
+        pose_t, poses = _stream(reader, cfg.pose_topic, topics[cfg.pose_topic], cfg, pose_xyzq_from_msg)
         if use_gripper:
             grip_t, grips = _stream(reader, cfg.gripper_topic, topics[cfg.gripper_topic], cfg,
                                     lambda m: gripper_closedness(m, cfg.gripper_max_width))
@@ -170,7 +175,7 @@ def extract_bag(bag: Path, cfg: BuildConfig) -> tuple[list[Episode], list[str]]:
         for ordinal, (_, _, raw) in enumerate(reader.messages([image_topic])):
             hit = wanted.get(ordinal)
             if hit is not None:
-                rgb = image_to_rgb(reader.deserialize(raw, img_type))
+                rgb = msg_to_rgb(reader.deserialize(raw, img_type))
                 frames[hit[0]][hit[1]] = resize_center_crop(rgb, cfg.image_size, cfg.crop)
     episodes = []
     pose_arr = np.stack(poses)

@@ -19,9 +19,16 @@ from typing import Any
 
 from rosbags.interfaces import Qos
 
+from vjepa_core.franka import CURRENT_POSE_TOPIC, GRIPPER_JOINT_STATES_TOPIC, JOINT_STATES_TOPIC
+
 from .bagio import STORAGES, BagWriter
 
-__all__ = ["EpisodeRecorder", "RecorderConfig"]
+__all__ = ["CAMERA_IMAGE_TOPIC", "DEFAULT_TOPICS", "EpisodeRecorder", "RecorderConfig"]
+
+#: The camera topic recorded, and built into datasets, by default (the Franka topics come from vjepa_core.franka).
+CAMERA_IMAGE_TOPIC = "/camera/image_raw"
+#: What ``recorder_node`` records unless told otherwise: camera, end-effector pose, gripper, joint states.
+DEFAULT_TOPICS = [CAMERA_IMAGE_TOPIC, CURRENT_POSE_TOPIC, GRIPPER_JOINT_STATES_TOPIC, JOINT_STATES_TOPIC]
 
 
 @dataclass

@@ -17,9 +17,11 @@ import numpy as np
 from PIL import Image as PILImage
 from rosbags.typesys import Stores, get_typestore
 
+from vjepa_core.franka import CURRENT_POSE_TOPIC, GRIPPER_JOINT_STATES_TOPIC, MAX_GRIPPER_WIDTH
 from vjepa_core.pose import euler_to_quat
 
 from .bagio import BagWriter, make_qos
+from .recording import CAMERA_IMAGE_TOPIC
 
 __all__ = ["SyntheticTruth", "gripper_at", "make_image", "pose_at", "write_synthetic_bag"]
 
@@ -68,9 +70,8 @@ def _stamps(rng: np.random.Generator, t0_ns: int, seconds: float, hz: float, jit
 def write_synthetic_bag(path: str | Path, storage: str = "mcap", seconds: float = 4.0, camera_hz: float = 15.0,
                         pose_hz: float = 50.0, gripper_hz: float = 20.0, jitter_s: float = 0.004,
                         compressed: str = "", image_size: tuple[int, int] = (48, 64), seed: int = 0,
-                        image_topic: str = "/camera/image_raw",
-                        pose_topic: str = "/franka_robot_state_broadcaster/current_pose",
-                        gripper_topic: str = "/fr3_gripper/joint_states",
+                        image_topic: str = CAMERA_IMAGE_TOPIC, pose_topic: str = CURRENT_POSE_TOPIC,
+                        gripper_topic: str = GRIPPER_JOINT_STATES_TOPIC,
                         t0_ns: int = 1_700_000_000_000_000_000) -> SyntheticTruth:
     """Write a synthetic episode bag and return its ground truth.
 
@@ -122,7 +123,7 @@ def write_synthetic_bag(path: str | Path, storage: str = "mcap", seconds: float 
             position=Point(x=p[0], y=p[1], z=p[2]), orientation=Quat(x=p[3], y=p[4], z=p[5], w=p[6])))
         events.append((int(ns), pose_topic, "geometry_msgs/msg/PoseStamped", msg))
     for ns, g in zip(grip_ns, grips):
-        half = 0.08 * (1.0 - g) / 2.0
+        half = MAX_GRIPPER_WIDTH * (1.0 - g) / 2.0
         msg = JointState(header=header(ns, ""), name=["fr3_finger_joint1", "fr3_finger_joint2"],
                          position=np.array([half, half]), velocity=np.zeros(2), effort=np.zeros(2))
         events.append((int(ns), gripper_topic, "sensor_msgs/msg/JointState", msg))

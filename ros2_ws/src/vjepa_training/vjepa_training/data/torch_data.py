@@ -1,4 +1,4 @@
-"""PyTorch datasets over built clip datasets (frames or cached encoder tokens, states, actions).
+"""The clip reader of built datasets (frames or cached encoder tokens, states, actions) that training uses.
 
 Sample format (one clip of ``T = frames_per_clip`` frames, ``frame_step`` dataset frames apart)::
 
@@ -15,15 +15,12 @@ Sample format (one clip of ``T = frames_per_clip`` frames, ``frame_step`` datase
       "episode_index": int, "start": int   position in the index, first frame row in the episode
     }
 
-The default collate stacks these into ``[B, T, ...]`` tensors (and lists for strings). The encoder expects
-``[B, 3, T, H, W]``: ``frames.permute(0, 2, 1, 3, 4)`` after normalisation.
+The encoder expects ``[B, 3, T, H, W]``: ``frames.permute(0, 2, 1, 3, 4)`` after normalisation.
 
-Sampling:
-- :class:`ClipDataset` (map-style) enumerates clip starts every ``clip_stride`` frames of every episode.
-  Random sampling = ``DataLoader(shuffle=True)``; distributed = ``DistributedSampler`` (see
-  :func:`make_clip_loader`). Worker-safe: shard arrays are memory-mapped lazily in each worker.
-- :class:`RandomClipStream` (iterable) draws clips uniformly over all valid starts forever, with a distinct,
-  reproducible random stream per (rank, worker, epoch).
+:class:`ClipDataset` (map-style) enumerates clip starts every ``clip_stride`` frames of every episode; shard
+arrays are memory-mapped lazily in each worker. It is read through the one training loader,
+``vjepa_training.train.datasets`` (``ShardClips`` -> ``MixtureDataset`` -> ``make_loader``: resumable global
+order, distributed micro-batches), which ``vjepa-train`` and ``bench/bench_data.py`` both use.
 """
 
 from __future__ import annotations
@@ -34,20 +31,18 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
+from torch.utils.data import Dataset
 
 from vjepa_core.pose import poses_to_diff
+from vjepa_core.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
 from .shards import DatasetIndex
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ClipDataset", "RandomClipStream", "make_clip_loader"]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+__all__ = ["ClipDataset"]
 
 
 class _ClipSource:
-    """Shared clip reading for both dataset kinds."""
+    """Clip reading: episode selection, latent cache check, one clip's arrays."""
 
     def __init__(self, root: str | Path, frames_per_clip: int = 8, frame_step: int = 1,
                  latents: str | None = None, output: str = "uint8", episodes: list[str] | None = None) -> None:
@@ -146,81 +141,3 @@ class ClipDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         ep_i, start = self.starts[i]
         return self.source.read(int(ep_i), int(start))
-
-
-class RandomClipStream(IterableDataset):
-    """Endless uniformly random clips, reproducible per ``seed``, distinct per rank, worker and epoch.
-
-    Args:
-        clips_per_epoch: clips one iteration yields in total over all ranks and workers (each gets its share).
-        rank, world_size: distributed position (default: from ``torch.distributed`` when initialised).
-        Other arguments as :class:`ClipDataset`.
-    """
-
-    def __init__(self, root: str | Path, frames_per_clip: int = 8, frame_step: int = 1,
-                 latents: str | None = None, output: str = "uint8", episodes: list[str] | None = None,
-                 clips_per_epoch: int = 1000, seed: int = 0, rank: int | None = None,
-                 world_size: int | None = None) -> None:
-        self.source = _ClipSource(root, frames_per_clip, frame_step, latents, output, episodes)
-        counts = np.array([self.source.index.episodes[i]["length"] - self.source.span + 1
-                           for i in self.source.episode_ids], dtype=np.float64)
-        self.weights = counts / counts.sum()  # uniform over all valid clip starts
-        self.counts = counts.astype(np.int64)
-        self.clips_per_epoch = clips_per_epoch
-        self.seed = seed
-        self.rank, self.world_size = _dist_position(rank, world_size)
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Change the random stream (call once per epoch, like ``DistributedSampler.set_epoch``)."""
-        self.epoch = epoch
-
-    def __iter__(self) -> Any:
-        info = get_worker_info()
-        wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
-        stream = self.rank * nw + wid
-        n_streams = self.world_size * nw
-        n = self.clips_per_epoch // n_streams + (1 if stream < self.clips_per_epoch % n_streams else 0)
-        rng = np.random.default_rng([self.seed, self.epoch, stream])
-        for _ in range(n):
-            k = int(rng.choice(len(self.weights), p=self.weights))
-            start = int(rng.integers(0, self.counts[k]))
-            yield self.source.read(self.source.episode_ids[k], start)
-
-
-def _dist_position(rank: int | None, world_size: int | None) -> tuple[int, int]:
-    if rank is not None and world_size is not None:
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank {rank} not in [0, {world_size})")
-        return rank, world_size
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
-def make_clip_loader(dataset: Dataset, batch_size: int, shuffle: bool = True, num_workers: int = 2,
-                     seed: int = 0, rank: int | None = None, world_size: int | None = None,
-                     drop_last: bool = True, **kwargs: Any) -> DataLoader:
-    """A DataLoader over a :class:`ClipDataset` (sharded with ``DistributedSampler`` when world_size > 1)
-    or a :class:`RandomClipStream` (which shards itself)."""
-    if isinstance(dataset, IterableDataset):
-        return DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, drop_last=drop_last,
-                          persistent_workers=num_workers > 0, **kwargs)
-    rank, world_size = _dist_position(rank, world_size)
-    sampler = None
-    if world_size > 1:
-        from torch.utils.data.distributed import DistributedSampler
-
-        sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed,
-                                     drop_last=drop_last)
-    gen = torch.Generator()
-    gen.manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle if sampler is None else False,
-                      sampler=sampler, num_workers=num_workers, drop_last=drop_last, generator=gen,
-                      persistent_workers=num_workers > 0, **kwargs)
-
-
-def clips_in(length: int, frames_per_clip: int, frame_step: int = 1) -> int:
-    """Number of clip starts an episode of ``length`` frames has."""
-    return max(0, length - ((frames_per_clip - 1) * frame_step + 1) + 1) if length else 0
-

@@ -11,8 +11,9 @@ File layout (the released one, read by ``vjepa_core.checkpoint.load_official`` a
     data                                  {"position": samples consumed, "global_batch", "seed"}
     config, kind                          the resolved run config, "pretrain" / "posttrain"
 
-Writes go to ``<name>.tmp`` in the same directory, are fsynced, then ``os.replace``d over the target, so a
-kill at any moment leaves either the old or the new file, never a torn one. Loading uses
+Written by ``vjepa_core.checkpoint.save_state_dicts`` (the one writer of the released layout): to
+``<name>.tmp`` in the same directory, fsynced, then ``os.replace``d over the target, so a kill at any moment
+leaves either the old or the new file, never a torn one. Loading uses
 ``torch.load(weights_only=True)`` (no arbitrary objects are unpickled).
 """
 
@@ -26,13 +27,22 @@ from typing import Any
 import torch
 from torch import nn
 
-from vjepa_core.checkpoint import SAVE_PREFIX, clean_key, load_state_dict_strict, read_checkpoint
+from vjepa_core.checkpoint import (
+    CheckpointError,
+    clean_key,
+    load_state_dict_strict,
+    read_checkpoint,
+    save_state_dicts,
+)
 
 __all__ = [
     "LATEST",
+    "ResumeError",
+    "clear_checkpoints",
     "find_resume",
     "full_model_state",
     "load_model_state",
+    "plan_resume",
     "rng_state",
     "set_rng_state",
     "write_checkpoint",
@@ -86,35 +96,18 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(cuda)
 
 
-def _prefixed(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {SAVE_PREFIX + k: v for k, v in sd.items()}
-
-
 def write_checkpoint(run_dir: str | Path, *, encoder: dict[str, torch.Tensor],
                      target_encoder: dict[str, torch.Tensor], predictor: dict[str, torch.Tensor],
                      meta: dict[str, Any], state: dict[str, Any], step: int, keep: bool = False) -> Path:
-    """Atomically write ``run_dir/latest.pt`` (rank 0 only); with ``keep`` also keep
-    ``run_dir/checkpoints/step_XXXXXXXX.pt`` (a hard link when possible, else a copy)."""
+    """Atomically write ``run_dir/latest.pt`` (rank 0 only) with ``vjepa_core.checkpoint.save_state_dicts``,
+    the one writer of the released layout; ``state`` (optimizer, RNG, data position, ``epoch`` ...) and
+    ``step`` are added beside the sections. With ``keep`` also keep ``run_dir/checkpoints/step_XXXXXXXX.pt``
+    (a hard link when possible, else a copy)."""
     run = Path(run_dir)
-    run.mkdir(parents=True, exist_ok=True)
-    payload: dict[str, Any] = {
-        "encoder": _prefixed(encoder),
-        "target_encoder": _prefixed(target_encoder),
-        "predictor": _prefixed(predictor),
-        "vjepa2_ros": meta,
-    }
-    clash = set(state) & set(payload)
-    if clash:
-        raise ValueError(f"state keys {sorted(clash)} clash with model sections")
-    payload.update(state)
-    payload["step"] = int(step)
-    target = run / LATEST
-    tmp = target.with_name(target.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(payload, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, target)
+    extra = {k: v for k, v in state.items() if k != "epoch"}
+    extra["step"] = int(step)
+    target = save_state_dicts(run / LATEST, encoder=encoder, target_encoder=target_encoder, predictor=predictor,
+                              meta=meta, epoch=int(state.get("epoch", 0)), extra=extra)
     if keep:
         kept_dir = run / "checkpoints"
         kept_dir.mkdir(exist_ok=True)
@@ -129,13 +122,57 @@ def write_checkpoint(run_dir: str | Path, *, encoder: dict[str, torch.Tensor],
     return target
 
 
-def find_resume(run_dir: str | Path) -> dict[str, Any] | None:
-    """The checkpoint to resume from (``run_dir/latest.pt``), read safely; None if the run has none."""
+class ResumeError(ValueError):
+    """The run directory and the resume settings disagree: a checkpoint is there but resuming is off."""
+
+
+def find_resume(run_dir: str | Path, kind: str | None = None) -> dict[str, Any] | None:
+    """The checkpoint to resume from (``run_dir/latest.pt``), read safely and verified (CRC of every member, so
+    a truncated or damaged file is named as such); None if the run has none.
+
+    Raises:
+        CheckpointError: unreadable, truncated or corrupt file, not a vjepa-train checkpoint, or one of another
+            ``kind`` (a pretrain checkpoint in a post-training run).
+    """
     p = Path(run_dir) / LATEST
     if not p.exists():
         return None
-    ckpt = read_checkpoint(p)
+    ckpt = read_checkpoint(p, verify=True)
     for key in ("encoder", "target_encoder", "predictor", "opt", "step"):
         if key not in ckpt:
-            raise RuntimeError(f"{p} is not a vjepa-train checkpoint (no {key!r}); cannot resume from it")
+            raise CheckpointError(f"{p} is not a vjepa-train checkpoint (no {key!r}); cannot resume from it")
+    if kind is not None and ckpt.get("kind") not in (None, kind):
+        raise CheckpointError(f"{p} is a {ckpt.get('kind')} checkpoint, not {kind}: cannot resume from it "
+                              "(use another run directory)")
     return ckpt
+
+
+def plan_resume(run_dir: str | Path, *, resume: bool, overwrite: bool, kind: str) -> dict[str, Any] | None:
+    """What a run starting in ``run_dir`` resumes from, decided before the run directory is touched.
+
+    No ``latest.pt``: None (a fresh run). ``overwrite``: None (the run starts over at step 0 and replaces it).
+    ``resume``: the verified checkpoint (:func:`find_resume`). Otherwise (``checkpoint.resume: false``) the run
+    would silently restart from step 0 and overwrite the checkpoint, so it is refused.
+
+    Raises:
+        ResumeError: a checkpoint exists, resuming is off and ``overwrite`` was not asked for.
+        CheckpointError: the checkpoint to resume from is unreadable, truncated, corrupt or of another kind.
+    """
+    p = Path(run_dir) / LATEST
+    if not p.exists() or overwrite:
+        return None
+    if not resume:
+        raise ResumeError(f"{p} exists and checkpoint.resume is false: refusing to restart from step 0 over it; "
+                          "pass --overwrite to start over and replace it, set checkpoint.resume: true to continue "
+                          "it, or choose another --out")
+    return find_resume(run_dir, kind)
+
+
+def clear_checkpoints(run_dir: str | Path) -> list[Path]:
+    """Remove ``latest.pt`` and the kept ``checkpoints/step_*.pt`` of a run that starts over (``--overwrite``),
+    so that none of the old run's checkpoints can be resumed from or mistaken for the new run's. Returns them."""
+    run = Path(run_dir)
+    gone = [p for p in [run / LATEST, *sorted((run / "checkpoints").glob("step_*.pt"))] if p.exists()]
+    for p in gone:
+        p.unlink()
+    return gone

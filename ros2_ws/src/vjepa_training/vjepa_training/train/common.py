@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from vjepa_core.checkpoint import clean_key, load_state_dict_strict, read_checkpoint
+from vjepa_core.checkpoint import CheckpointError, clean_key, load_state_dict_strict, read_checkpoint
 from vjepa_core.models.modules import Block
 
 __all__ = ["CheckpointedBlock", "enable_activation_checkpointing", "ema_update", "load_init"]
@@ -59,12 +59,13 @@ def ema_update(target: nn.Module, online: nn.Module, momentum: float) -> None:
     torch._foreach_mul_(tp, momentum)
     torch._foreach_add_(tp, op, alpha=1.0 - momentum)
 
+
 def load_init(path: str, sections: dict[str, nn.Module]) -> dict[str, Any]:
     """Load ``{section: module}`` (strict) from checkpoint ``path`` (released or ours); returns the file."""
     ckpt = read_checkpoint(path)
     for key, module in sections.items():
         if key not in ckpt:
-            raise RuntimeError(f"init_from {path}: no {key!r} section (has {sorted(map(str, ckpt))})")
+            raise CheckpointError(f"{path}: no {key!r} section to initialise from (it has {sorted(map(str, ckpt))})")
         sd = {clean_key(k): v for k, v in ckpt[key].items()}
         load_state_dict_strict(module, {k: v for k, v in sd.items() if k != "pos_embed"}, f"{path} [{key}]")
     return ckpt

@@ -215,11 +215,13 @@ class LogConfig:
 class ModelConfig:
     """Pretraining networks. ``encoder`` / ``predictor`` are ``EncoderConfig`` / ``PretrainPredictorConfig``
     fields (``preset: vit_large`` + overrides allowed); the predictor's ``embed_dim``, ``img_size``,
-    ``patch_size``, ``num_frames`` and ``tubelet_size`` default to the encoder's. ``init_from`` loads encoder,
-    target encoder and predictor weights (not the optimizer) from a checkpoint, e.g. the previous phase of a
-    progressive-resolution schedule (RoPE has no position table, so weights move to other sizes as-is)."""
+    ``patch_size``, ``num_frames`` and ``tubelet_size`` default to the encoder's. The encoder's ``num_frames``
+    is not set here: the clip length is configured once, as ``data.num_frames`` (see :class:`PretrainConfig`).
+    ``init_from`` loads encoder, target encoder and predictor weights (not the optimizer) from a checkpoint,
+    e.g. the previous phase of a progressive-resolution schedule (RoPE has no position table, so weights move to
+    other sizes as-is)."""
 
-    encoder: dict[str, Any] = field(default_factory=lambda: {"preset": "vit_large", "num_frames": 16})
+    encoder: dict[str, Any] = field(default_factory=lambda: {"preset": "vit_large"})
     predictor: dict[str, Any] = field(default_factory=dict)
     init_from: str | None = None
     activation_checkpointing: bool = False
@@ -297,7 +299,12 @@ class _Common:
 
 @dataclass
 class PretrainConfig(_Common):
-    """``vjepa-train pretrain``: the V-JEPA 2 mask-denoising objective."""
+    """``vjepa-train pretrain``: the V-JEPA 2 mask-denoising objective.
+
+    The clip length is one setting, ``data.num_frames``: the clips the data loader cuts, the mask grid, and the
+    encoder's (hence the predictor's and the checkpoint's) ``num_frames`` all follow it. ``model.encoder`` may
+    repeat it only with the same value (a resolved ``config.yaml`` does); a different one is an error.
+    """
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -307,6 +314,14 @@ class PretrainConfig(_Common):
         self._check_common()
         if not self.masks:
             raise TrainConfigError("masks: at least one mask generator is needed")
+        given = self.model.encoder.get("num_frames")
+        if given is None:
+            self.model.encoder = {**self.model.encoder, "num_frames": self.data.num_frames}
+            self.model.predictor_config()  # re-validate with the clip length
+        elif given != self.data.num_frames:
+            raise TrainConfigError(f"model.encoder.num_frames {given} != data.num_frames {self.data.num_frames}: "
+                                   "the clip length is data.num_frames (leave model.encoder.num_frames out, it "
+                                   "follows)")
         enc = self.model.encoder_config()
         if self.data.img_size % enc.patch_size or self.data.num_frames % enc.tubelet_size:
             raise TrainConfigError(f"data.img_size {self.data.img_size} must be a multiple of patch_size "

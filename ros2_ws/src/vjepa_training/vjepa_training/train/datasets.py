@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from vjepa_core.preprocessing import IMAGENET_MEAN, IMAGENET_STD
+
 from .config import DataConfig, SourceConfig
 
 __all__ = [
@@ -38,12 +40,11 @@ __all__ = [
     "ShardClips",
     "VideoFolderClips",
     "build_pretrain_dataset",
+    "make_loader",
 ]
 
 VIDEO_EXTS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def position_generator(seed: int, position: int) -> torch.Generator:
@@ -326,6 +327,27 @@ class MicroBatchSampler:
                 base = step * self.global_batch
                 yield [(self.order.index(base + p), base + p) for p in range(r.start, r.stop)]
             step += 1
+
+
+def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {k: torch.stack([it[k] for it in items]) for k in items[0]}
+
+
+def make_loader(dataset: MixtureDataset, *, batch_size: int, seed: int, world_size: int = 1, rank: int = 0,
+                accumulation: int = 1, start_step: int = 0, num_workers: int = 0,
+                pin_memory: bool = False) -> tuple[torch.utils.data.DataLoader, MicroBatchSampler]:
+    """The training data loader: rank ``rank``'s micro-batches (``batch_size`` samples) of every optimizer step
+    from ``start_step`` on, forever, in the resumable global order (:class:`GlobalOrder` seeded by ``seed``).
+
+    Batches are dicts of stacked tensors (``video`` for pretraining; ``tokens`` or ``frames``, ``states``,
+    ``actions`` ... for post-training). What a step reads depends only on the step, not on ``num_workers`` or
+    restarts. Training (``engine.build_loader``) and ``bench/bench_data.py`` both load through this function.
+    """
+    sampler = MicroBatchSampler(GlobalOrder(dataset, seed), batch_size, world_size, rank, accumulation, start_step)
+    loader = torch.utils.data.DataLoader(
+        PositionedDataset(dataset, seed), batch_sampler=sampler, num_workers=num_workers, collate_fn=_collate,
+        pin_memory=pin_memory, persistent_workers=False, prefetch_factor=4 if num_workers > 0 else None)
+    return loader, sampler
 
 
 def _transform(cfg: DataConfig, augment: bool = True) -> ClipTransform:

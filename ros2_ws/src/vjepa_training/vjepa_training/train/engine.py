@@ -3,7 +3,8 @@
 A *task* (``pretrain.PretrainTask``, ``posttrain.PosttrainTask``) owns its networks and loss; this module owns
 everything around them: run setup, AdamW param groups, the step loop (gradient accumulation, autocast,
 GradScaler, clipping, schedules), logging, checkpoints and resume. ``run(task_cls, cfg)`` is the whole
-training: setup -> build -> resume -> loop -> final checkpoint.
+training: resume decision -> data -> networks -> run directory -> resume -> loop -> final checkpoint; nothing
+is written to the run directory before the inputs have all been validated.
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ from torch import nn
 
 from . import checkpointing as ck
 from .config import save_resolved, to_dict
-from .datasets import GlobalOrder, MicroBatchSampler, MixtureDataset, PositionedDataset
+from .datasets import MicroBatchSampler, MixtureDataset, make_loader
 from .distributed import World, all_reduce_mean, barrier, init_world, shutdown
 from .metrics import CollapseMonitor, MetricsLogger
 from .schedules import learning_rate, weight_decay
 
-__all__ = ["RunContext", "Task", "build_loader", "build_optimizer", "run", "setup_run"]
+__all__ = ["RunContext", "Task", "build_loader", "build_optimizer", "prepare_run_dir", "run", "setup_run"]
 
 log = logging.getLogger("vjepa_train")
 
@@ -41,6 +42,7 @@ class RunContext:
     amp_dtype: torch.dtype | None = None
     start_step: int = 0
     resume: dict[str, Any] | None = field(default=None, repr=False)
+    overwrite: bool = False
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """bf16/fp16 autocast on GPU, nothing on CPU."""
@@ -59,12 +61,17 @@ class Task:
         self.ctx = ctx
 
     def build_model(self) -> None:
-        """Create networks on ``ctx.world.device``; set ``self.trainable`` (unwrapped) and ``self.model``."""
+        """Create networks on ``ctx.world.device``; set ``self.trainable`` (unwrapped) and ``self.model``.
+        Must not write to the run directory (it may not exist yet): see :meth:`write_run_files`."""
         raise NotImplementedError
 
     def build_data(self) -> MixtureDataset:
-        """The dataset (items fetched with ``get(index, generator)``)."""
+        """The dataset (items fetched with ``get(index, generator)``); fails on a missing or bad source before
+        anything is written."""
         raise NotImplementedError
+
+    def write_run_files(self) -> None:
+        """Write task-specific files into the (now existing) run directory; rank 0 only."""
 
     def loss(self, batch: dict[str, Any], step: int, micro: int, log_now: bool) -> tuple[torch.Tensor, dict]:
         """Loss of one micro-batch (to backpropagate) and detached statistics to log."""
@@ -82,8 +89,13 @@ class Task:
         raise NotImplementedError
 
 
-def setup_run(cfg: Any, kind: str) -> RunContext:
-    """Threads, logging, process group, run directory, resolved config, and the checkpoint to resume."""
+def setup_run(cfg: Any, kind: str, overwrite: bool = False) -> RunContext:
+    """Threads, logging, process group, and the checkpoint to resume: nothing is written yet.
+
+    The resume decision (:func:`checkpointing.plan_resume`) happens here, before the run directory is created
+    or touched: a truncated or corrupt ``latest.pt``, a checkpoint of the other kind, or ``checkpoint.resume:
+    false`` over an existing checkpoint without ``overwrite`` all fail now, leaving the directory as it was.
+    """
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     world = init_world(cfg.dist, cfg.device)
@@ -93,19 +105,26 @@ def setup_run(cfg: Any, kind: str) -> RunContext:
     amp = None
     if world.device.type == "cuda" and cfg.optim.dtype != "float32":
         amp = torch.bfloat16 if cfg.optim.dtype == "bfloat16" else torch.float16
-    ctx = RunContext(cfg, world, run_dir, amp)
-    if world.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_resolved(cfg, run_dir)
-    barrier(world)
-    if cfg.checkpoint.resume:
-        ctx.resume = ck.find_resume(run_dir)
-        if ctx.resume is not None:
-            if ctx.resume.get("kind") not in (None, kind):
-                raise RuntimeError(f"{run_dir}/latest.pt is a {ctx.resume.get('kind')} checkpoint, not {kind}")
-            ctx.start_step = int(ctx.resume["step"])
-            log.info("resuming %s from step %d", run_dir / ck.LATEST, ctx.start_step)
+    ctx = RunContext(cfg, world, run_dir, amp, overwrite=overwrite)
+    ctx.resume = ck.plan_resume(run_dir, resume=cfg.checkpoint.resume, overwrite=overwrite, kind=kind)
+    if ctx.resume is not None:
+        ctx.start_step = int(ctx.resume["step"])
+        log.info("resuming %s from step %d", run_dir / ck.LATEST, ctx.start_step)
     return ctx
+
+
+def prepare_run_dir(ctx: RunContext, task: Task) -> None:
+    """Create the run directory and write what describes the run (``config.yaml``, the task's files), once the
+    data, the networks and the resume checkpoint have all been validated; with ``overwrite`` the old run's
+    checkpoints go first."""
+    if ctx.world.is_main:
+        ctx.run_dir.mkdir(parents=True, exist_ok=True)
+        if ctx.overwrite:
+            for p in ck.clear_checkpoints(ctx.run_dir):
+                log.info("overwrite: removed %s", p)
+        save_resolved(ctx.cfg, ctx.run_dir)
+        task.write_run_files()
+    barrier(ctx.world)
 
 
 def build_optimizer(model: nn.Module, cfg: Any) -> torch.optim.Optimizer:
@@ -120,21 +139,14 @@ def build_optimizer(model: nn.Module, cfg: Any) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=cfg.optim.start_lr, betas=tuple(cfg.optim.betas), eps=cfg.optim.eps)
 
 
-def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-    return {k: torch.stack([it[k] for it in items]) for k in items[0]}
-
-
 def build_loader(ctx: RunContext, dataset: MixtureDataset) -> tuple[Any, MicroBatchSampler]:
-    """DataLoader reading this rank's micro-batches from ``ctx.start_step`` on (resumable global order)."""
+    """This rank's micro-batches from ``ctx.start_step`` on (resumable global order; :func:`datasets.make_loader`,
+    the one loader training and ``bench/bench_data.py`` use)."""
     cfg, world = ctx.cfg, ctx.world
-    sampler = MicroBatchSampler(GlobalOrder(dataset, cfg.seed), cfg.data.batch_size, world.world_size,
-                                world.rank, cfg.optim.accumulation_steps, ctx.start_step)
-    nw = cfg.data.num_workers
-    loader = torch.utils.data.DataLoader(
-        PositionedDataset(dataset, cfg.seed), batch_sampler=sampler, num_workers=nw, collate_fn=_collate,
-        pin_memory=cfg.data.pin_memory and world.device.type == "cuda", persistent_workers=False,
-        prefetch_factor=4 if nw > 0 else None)
-    return loader, sampler
+    return make_loader(dataset, batch_size=cfg.data.batch_size, seed=cfg.seed, world_size=world.world_size,
+                       rank=world.rank, accumulation=cfg.optim.accumulation_steps, start_step=ctx.start_step,
+                       num_workers=cfg.data.num_workers,
+                       pin_memory=cfg.data.pin_memory and world.device.type == "cuda")
 
 
 def _peak_mem_mb(device: torch.device) -> float:
@@ -237,22 +249,27 @@ def _restore(ctx: RunContext, task: Task, model: Any, opt: torch.optim.Optimizer
                     global_batch, old, ctx.start_step * global_batch)
 
 
-def run(task_cls: type, cfg: Any, kind: str) -> dict[str, Any]:
+def run(task_cls: type, cfg: Any, kind: str, overwrite: bool = False) -> dict[str, Any]:
     """Train ``task_cls`` with ``cfg``; returns a summary (steps, last loss, run dir, collapse warnings, last
-    logged metrics, and ``task``: the task object holding the trained networks, for programmatic use)."""
-    ctx = setup_run(cfg, kind)
+    logged metrics, and ``task``: the task object holding the trained networks, for programmatic use).
+
+    Everything that can be wrong with the inputs (the resume checkpoint, the data sources, the latent cache,
+    checkpoints to initialise from) is checked before the run directory is created or written to.
+    ``overwrite``: start from step 0 even if the run directory holds a checkpoint, removing the old run's
+    checkpoints (without it, ``checkpoint.resume: false`` over an existing checkpoint is an error)."""
     try:
-        return _run(ctx, task_cls)
+        return _run(setup_run(cfg, kind, overwrite), task_cls)
     finally:
-        shutdown()
+        shutdown()  # also when setup_run refused the run after starting the process group
 
 
 def _run(ctx: RunContext, task_cls: type) -> dict[str, Any]:
     cfg, world = ctx.cfg, ctx.world
-    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     task = task_cls(ctx)
+    task.dataset = task.build_data()  # uses no RNG: the networks below start from the same seed as ever
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     task.build_model()
-    task.dataset = task.build_data()
+    prepare_run_dir(ctx, task)
     optimizer = build_optimizer(task.trainable, cfg)
     scaler = torch.amp.GradScaler(world.device.type, enabled=ctx.amp_dtype == torch.float16)
     global_batch = cfg.data.batch_size * world.world_size * cfg.optim.accumulation_steps

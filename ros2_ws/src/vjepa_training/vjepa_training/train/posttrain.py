@@ -22,9 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vjepa_core.checkpoint import model_id
+from vjepa_core.checkpoint import CheckpointError, model_id
 from vjepa_core.models import build_ac_predictor, build_encoder
+from vjepa_core.tokens import normalize_tokens
 
+from ..data.latents import EncoderIdentity, LatentCacheError, check_cache, find_cache
 from .checkpointing import full_model_state, load_model_state
 from .common import enable_activation_checkpointing, load_init
 from .config import PosttrainConfig
@@ -33,7 +35,7 @@ from .distributed import wrap_model
 from .engine import RunContext, Task, run
 from .metrics import feature_std
 
-__all__ = ["ACNet", "PosttrainTask", "main", "resolve_latents"]
+__all__ = ["ACNet", "PosttrainTask", "latent_identity", "main", "resolve_latents"]
 
 log = logging.getLogger("vjepa_train")
 
@@ -50,7 +52,7 @@ class ACNet(nn.Module):
 
     def _step(self, z: torch.Tensor, a: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         out = self.predictor(z, a, s)
-        return F.layer_norm(out, (out.shape[-1],)) if self.normalize else out
+        return normalize_tokens(out) if self.normalize else out
 
     def forward(self, h: torch.Tensor, actions: torch.Tensor,
                 states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,21 +69,51 @@ class ACNet(nn.Module):
         return z_tf, z[:, n:]
 
 
-def resolve_latents(cfg: PosttrainConfig, root: str) -> str | None:
-    """Latent cache to read for source ``root``: ``auto`` = this encoder's cache if the dataset has one."""
-    want = cfg.data.latents
-    if want is None:
-        return None
-    if want != "auto":
-        return want
-    from ..data.latents import cache_name
+def latent_identity(cfg: PosttrainConfig) -> EncoderIdentity | None:
+    """What this run's frozen encoder is (weights, checkpoint section, input size): the tokens a latent cache
+    must hold to stand in for it. None without ``model.encoder_checkpoint`` (a random encoder has no cache).
 
-    enc_cfg = cfg.model.encoder_config()
+    Raises:
+        CheckpointError: ``model.encoder_checkpoint`` does not exist.
+    """
     ckpt = cfg.model.encoder_checkpoint
     if ckpt is None:
         return None
-    name = cache_name(model_id(enc_cfg, ckpt))
-    return name if (Path(root) / "latents" / name / "meta.json").exists() else None
+    if not Path(ckpt).is_file():
+        raise CheckpointError(f"model.encoder_checkpoint {ckpt} does not exist or is not a file")
+    return EncoderIdentity(model_id(cfg.model.encoder_config(), ckpt), cfg.model.encoder_key, cfg.data.img_size)
+
+
+def resolve_latents(cfg: PosttrainConfig, root: str) -> str | None:
+    """Latent cache to read for source ``root`` (None: encode frames on the fly).
+
+    ``data.latents``: null -> None; a name -> that cache, checked to hold this run's encoder tokens (same
+    weights, ``model.encoder_key`` section and ``data.img_size``; layer-normed ones only with
+    ``normalize_reps``); ``auto`` -> such a cache if the dataset has one, else None, with a warning naming
+    every cache that was refused and why (e.g. made from the ``encoder`` section instead of ``target_encoder``).
+
+    Raises:
+        LatentCacheError: a named cache that is absent, incomplete or made for something else.
+    """
+    want = cfg.data.latents
+    if want is None:
+        return None
+    ident = latent_identity(cfg)
+    if want != "auto":
+        if ident is None:
+            raise LatentCacheError(f"data.latents: {want} needs model.encoder_checkpoint (the cache must match "
+                                   "the frozen encoder's weights)")
+        check_cache(root, want, ident, normalized_ok=cfg.normalize_reps)
+        return want
+    if ident is None:
+        return None
+    name, refused = find_cache(root, ident, normalized_ok=cfg.normalize_reps)
+    if name is None and refused:
+        log.warning("data %s: no latent cache of %s [%s] at %d px; not using %s. Frames are encoded on the fly "
+                    "(slower); `vjepa-dataset encode %s --encoder-key %s` makes the right cache", root,
+                    ident.model_id, ident.encoder_key, ident.image_size, " | ".join(refused), root,
+                    ident.encoder_key)
+    return name
 
 
 class PosttrainTask(Task):
@@ -149,7 +181,7 @@ class PosttrainTask(Task):
             raise ValueError(f"clip tokens are [{n}, {d}] per frame but the predictor needs [{self.tpf}, "
                              f"{self.encoder.embed_dim}]: the latent cache was made by another encoder or size")
         h = tok.reshape(b, t * n, d)
-        return F.layer_norm(h, (d,)) if self.cfg.normalize_reps else h
+        return normalize_tokens(h) if self.cfg.normalize_reps else h
 
     def loss(self, batch: dict[str, Any], step: int, micro: int, log_now: bool) -> tuple[torch.Tensor, dict]:
         h = self.targets(batch)
@@ -173,6 +205,7 @@ class PosttrainTask(Task):
                          "resume [predictor]")
 
 
-def main(cfg: PosttrainConfig) -> dict[str, Any]:
-    """Run post-training with a resolved config (``vjepa-train posttrain``)."""
-    return run(PosttrainTask, cfg, "posttrain")
+def main(cfg: PosttrainConfig, overwrite: bool = False) -> dict[str, Any]:
+    """Run post-training with a resolved config (``vjepa-train posttrain``); ``overwrite``: start over at step 0
+    even if the run directory holds a checkpoint (see :func:`engine.run`)."""
+    return run(PosttrainTask, cfg, "posttrain", overwrite)

@@ -15,11 +15,11 @@ import logging
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from vjepa_core.checkpoint import clean_key
 from vjepa_core.models import build_encoder, build_pretrain_predictor
+from vjepa_core.tokens import normalize_tokens
 
 from .checkpointing import full_model_state, load_model_state
 from .common import ema_update, enable_activation_checkpointing, load_init
@@ -110,14 +110,17 @@ class PretrainTask(Task):
         grid = (cfg.data.num_frames // enc_cfg.tubelet_size, cfg.data.img_size // enc_cfg.patch_size,
                 cfg.data.img_size // enc_cfg.patch_size)
         self.masks = MultiBlockMasks(cfg.masks, grid, seed=cfg.seed)
-        if self.ctx.world.is_main:  # for `vjepa-dataset encode --encoder RUN/encoder.json`
-            (self.ctx.run_dir / "encoder.json").write_text(json.dumps({"encoder": enc_cfg.to_dict()}, indent=1))
         n = sum(p.numel() for p in self.trainable.parameters())
         log.info("pretrain: encoder %s + predictor %s, %.2fM trainable parameters, token grid %s",
                  enc_cfg.embed_dim, pred_cfg.predictor_embed_dim, n / 1e6, grid)
 
     def build_data(self) -> Any:
         return build_pretrain_dataset(self.cfg.data)
+
+    def write_run_files(self) -> None:
+        """``RUN/encoder.json``, for ``vjepa-dataset encode --encoder RUN/encoder.json``."""
+        enc = self.cfg.model.encoder_config().to_dict()
+        (self.ctx.run_dir / "encoder.json").write_text(json.dumps({"encoder": enc}, indent=1))
 
     def loss(self, batch: dict[str, Any], step: int, micro: int, log_now: bool) -> tuple[torch.Tensor, dict]:
         video = batch["video"]  # [B, 3, T, H, W]
@@ -128,8 +131,7 @@ class PretrainTask(Task):
         masks_enc = [m.to(video.device, non_blocking=True) for m in masks.enc]
         masks_pred = [m.to(video.device, non_blocking=True) for m in masks.pred]
         with torch.no_grad():
-            h = self.target(video)
-            h = F.layer_norm(h, (h.shape[-1],))  # [B, N, D], no affine
+            h = normalize_tokens(self.target(video))  # [B, N, D], layer norm without affine
         preds = self.model(video, masks_enc, masks_pred)
         loss = masked_l1(preds, h, masks_pred, self.cfg.optim.loss_exp)
         stats = {"target_std": torch.tensor(feature_std(h) if log_now else float("nan"))}
@@ -153,6 +155,8 @@ class PretrainTask(Task):
         load_model_state(self.trainable, both, "resume [encoder+predictor]")
         load_model_state(self.target, ckpt["target_encoder"], "resume [target_encoder]")
 
-def main(cfg: PretrainConfig) -> dict[str, Any]:
-    """Run pretraining with a resolved config (``vjepa-train pretrain``)."""
-    return run(PretrainTask, cfg, "pretrain")
+
+def main(cfg: PretrainConfig, overwrite: bool = False) -> dict[str, Any]:
+    """Run pretraining with a resolved config (``vjepa-train pretrain``); ``overwrite``: start over at step 0
+    even if the run directory holds a checkpoint (see :func:`engine.run`)."""
+    return run(PretrainTask, cfg, "pretrain", overwrite)
