@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rclpy
+import torch
 from geometry_msgs.msg import PoseStamped
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
@@ -20,8 +21,10 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
 from std_srvs.srv import Trigger
 
+from vjepa_core.checkpoint import model_id
+from vjepa_core.config import EncoderConfig
 from vjepa_core.imgmsg import rgb_to_image_fields
-from vjepa_core.pose import pose_from_pose_stamped, pose_to_pose_stamped
+from vjepa_core.msgconv import fill_latent_msg, fill_pose_msg, pose_state_from_msg
 from vjepa_interfaces.msg import Latent, PlanStatus
 from vjepa_interfaces.srv import SetGoal
 from vjepa_perception.encoder_node import EncoderNode
@@ -30,13 +33,19 @@ from vjepa_planner.planner_node import PlannerNode
 FIXTURE = Path(__file__).resolve().parents[4] / "tests" / "fixtures" / "parity_tiny_a"
 TARGET_TOPIC = "/cartesian_impedance_example_controller/equilibrium_pose"
 POSE_TOPIC = "/franka_robot_state_broadcaster/current_pose"
+GRIPPER_TOPIC = "/fr3_gripper/joint_states"
+FINGERS = ["fr3_finger_joint1", "fr3_finger_joint2"]
 HOME = np.array([0.5, 0.0, 0.4, np.pi, 0.0, 0.0, 0.0])
 WS_MIN, WS_MAX = [0.35, -0.2, 0.15], [0.65, 0.2, 0.45]
 MODEL = {"checkpoint": str(FIXTURE / "checkpoint.pt"), "model_config": str(FIXTURE / "config.json")}
+# the id encoder_node publishes for the fixture (and the one the planner derives from the same checkpoint)
+ENCODER_ID = model_id(EncoderConfig.from_dict(json.loads((FIXTURE / "config.json").read_text())["encoder"]),
+                      FIXTURE / "checkpoint.pt")
 PLANNER = {**MODEL, "robot": "sim", "gripper": "sim_topic", "gripper_target": "/vjepa_sim/gripper_command",
            "cem_samples": 24, "cem_iterations": 2, "cem_topk": 4, "cem_maxnorm": 0.3, "max_steps": 50,
            "workspace_min": WS_MIN, "workspace_max": WS_MAX, "control_rate_hz": 50.0, "settle_timeout_s": 2.0,
-           "fault_timeout_s": 60.0}
+           "fault_timeout_s": 60.0, "threads": 1}
+SLOW_PLAN = {"cem_samples": 200, "cem_iterations": 25}  # ~2-5 s per plan on the tiny model: stop must not wait
 
 
 def render(state: np.ndarray) -> np.ndarray:
@@ -48,18 +57,33 @@ def render(state: np.ndarray) -> np.ndarray:
     return img
 
 
+def latent_msg(stamp, model=ENCODER_ID, grid=None, shape=(1, 4, 4, 96)) -> Latent:
+    """A Latent the planner accepts (unless ``model``, ``grid`` or ``shape`` say otherwise)."""
+    tokens = (grid if grid is not None else np.random.default_rng(0).normal(size=int(np.prod(shape))))
+    msg = fill_latent_msg(Latent(), np.asarray(tokens, np.float32).reshape(shape), model_id=model, normalized=True,
+                          image_size=64, patch_size=16, tubelet_size=2)
+    if shape[1:3] != (4, 4):
+        msg.image_size = msg.patch_size = 0  # a grid that only differs by shape (no geometry to contradict)
+    msg.header.stamp = stamp
+    return msg
+
+
 class InstantArm:
-    """Moves instantly to each commanded target; publishes current_pose (best effort) and camera images."""
+    """Moves instantly to each commanded target; publishes current_pose (best effort), finger joint states and
+    camera images. The test can stop the pose stream, stamp poses in the future or push the arm."""
 
     def __init__(self, node, camera=True):
         self.node = node
+        self.lock = threading.Lock()
         self.state = HOME.copy()
         self.targets: list[np.ndarray] = []
         self.publish_pose = True
         self.nan_pose = False
+        self.future_s = 0.0
+        self.gripper: tuple[list[str], list[float]] | None = (FINGERS, [0.04, 0.04])
         qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
         self.pose_pub = node.create_publisher(PoseStamped, POSE_TOPIC, qos)
-        self.grip_pub = node.create_publisher(JointState, "/fr3_gripper/joint_states", qos)
+        self.grip_pub = node.create_publisher(JointState, GRIPPER_TOPIC, qos)
         self.img_pub = node.create_publisher(Image, "/camera/image_raw", qos_profile_sensor_data)
         node.create_subscription(PoseStamped, TARGET_TOPIC, self._on_target, 10)
         node.create_timer(0.02, self._tick)
@@ -67,28 +91,31 @@ class InstantArm:
             node.create_timer(0.1, self._camera)
 
     def _on_target(self, msg):
-        p = msg.pose
-        xyzq = np.array([p.position.x, p.position.y, p.position.z, p.orientation.x, p.orientation.y,
-                         p.orientation.z, p.orientation.w])
-        self.state = pose_from_pose_stamped(xyzq, self.state[6])
-        self.targets.append(self.state.copy())
+        with self.lock:
+            self.state = pose_state_from_msg(msg, self.state[6])
+            self.targets.append(self.state.copy())
+
+    def push(self, delta):
+        """Move the arm by hand (no command)."""
+        with self.lock:
+            self.state = self.state + np.asarray(delta, float)
 
     def pose_msg(self):
         msg = PoseStamped()
-        msg.header.stamp = self.node.get_clock().now().to_msg()
+        now = self.node.get_clock().now()
+        msg.header.stamp = (now + rclpy.duration.Duration(seconds=self.future_s)).to_msg()
         msg.header.frame_id = "fr3_link0"
-        x, y, z, qx, qy, qz, qw = pose_to_pose_stamped(self.state)
+        fill_pose_msg(msg.pose, self.state)
         if self.nan_pose:
-            x = float("nan")
-        msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = float(x), float(y), float(z)
-        msg.pose.orientation.x, msg.pose.orientation.y = float(qx), float(qy)
-        msg.pose.orientation.z, msg.pose.orientation.w = float(qz), float(qw)
+            msg.pose.position.x = float("nan")
         return msg
 
     def _tick(self):
-        if self.publish_pose:
-            self.pose_pub.publish(self.pose_msg())
-        self.grip_pub.publish(JointState(name=["fr3_finger_joint1", "fr3_finger_joint2"], position=[0.04, 0.04]))
+        with self.lock:
+            if self.publish_pose:
+                self.pose_pub.publish(self.pose_msg())
+            if self.gripper is not None:
+                self.grip_pub.publish(JointState(name=self.gripper[0], position=self.gripper[1]))
 
     def _camera(self):
         img = Image(**rgb_to_image_fields(render(self.state)))
@@ -101,9 +128,11 @@ class Graph:
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=domain)
         self.nodes = []
+        self.encoder = None
         if with_encoder:
-            self.nodes.append(EncoderNode(context=self.context, parameter_overrides=[
-                Parameter(k, value=v) for k, v in {**MODEL, "max_rate_hz": 30.0}.items()]))
+            self.encoder = EncoderNode(context=self.context, parameter_overrides=[
+                Parameter(k, value=v) for k, v in {**MODEL, "max_rate_hz": 30.0}.items()])
+            self.nodes.append(self.encoder)
         params = {**PLANNER, **planner_params}
         self.planner = PlannerNode(context=self.context,
                                    parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
@@ -117,34 +146,66 @@ class Graph:
         self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
         for n in self.nodes:
             self.executor.add_node(n)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
+        self.spinner = Spinner(self.executor)
+        self._feeding = threading.Event()
 
-    def call(self, srv_type, name, request, timeout=30.0):
+    def client(self, srv_type, name):
         client = self.probe.create_client(srv_type, name)
         assert client.wait_for_service(timeout_sec=10), f"{name} not available"
-        future = client.call_async(request)
+        return client
+
+    def call(self, srv_type, name, request, timeout=30.0):
+        future = self.client(srv_type, name).call_async(request)
         wait_for(future.done, timeout, name)
         return future.result()
 
     def executing(self):
         return [s for s in self.statuses if s.state == PlanStatus.STATE_EXECUTING]
 
-    def latent(self, model_id="tiny@1", stamp=None, grid=None):
-        msg = Latent(model_id=model_id, frames=1, height=4, width=4, dim=96, normalized=True)
-        msg.header.stamp = stamp or self.probe.get_clock().now().to_msg()
-        msg.data = (grid if grid is not None else np.random.default_rng(0).normal(size=1536)).astype(
-            np.float32).tolist()
-        return msg
+    def now(self):
+        return self.probe.get_clock().now().to_msg()
+
+    def latent(self, model=ENCODER_ID, stamp=None, grid=None, shape=(1, 4, 4, 96)):
+        return latent_msg(stamp or self.now(), model, grid, shape)
+
+    def feed_latents(self, period=0.05):
+        """Publish fresh (random) camera latents until close()."""
+        def feed():
+            i = 0
+            while not self._feeding.is_set():
+                self.latent_pub.publish(self.latent(grid=np.random.default_rng(i).normal(size=1536)))
+                i += 1
+                time.sleep(period)
+        threading.Thread(target=feed, daemon=True).start()
 
     def close(self):
-        self.executor.shutdown()
+        self._feeding.set()
+        self.planner.hold_and_close()
+        self.spinner.close()
         for n in self.nodes:
-            if n is self.planner:
-                n.hold_and_close()
             n.destroy_node()
         rclpy.shutdown(context=self.context)
+
+
+class Spinner:
+    """Spins an executor in a thread; close() stops dispatching, lets callbacks in flight end, then shuts the
+    executor down (shutting it down under running callbacks makes rclpy print 'never retrieved' errors)."""
+
+    def __init__(self, executor):
+        self.executor = executor
+        self._halt = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self._halt.is_set():
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def close(self):
+        self._halt.set()
         self.thread.join(5)
+        time.sleep(0.1)
+        self.executor.shutdown()
 
 
 def wait_for(cond, timeout, what):
@@ -163,6 +224,7 @@ def inside(xyz):
 def test_plans_steps_within_limits_and_stop_pause_resume(ros_domain_id):
     g = Graph(ros_domain_id)
     try:
+        assert g.planner.expected_model_id == g.encoder.model_id == ENCODER_ID  # derived from the checkpoint
         goal_state = HOME + np.array([0.1, 0.1, -0.1, 0, 0, 0, 0])
         goal = Image(**rgb_to_image_fields(render(goal_state)))
         res = g.call(SetGoal, "/planner_node/set_goal", SetGoal.Request(image=goal, task="reach", start=True))
@@ -199,41 +261,37 @@ def test_adversarial_goal_outside_workspace_keeps_commands_in_the_box(ros_domain
     g = Graph(ros_domain_id, with_encoder=False, cem_maxnorm=1.0, max_position_step=0.05)
     try:
         g.arm.state = np.array([0.64, 0.19, 0.44, np.pi, 0, 0, 0])  # at a corner of the box
-        stop = threading.Event()
-
-        def feed():
-            while not stop.is_set():
-                g.latent_pub.publish(g.latent(grid=np.random.default_rng(int(time.time() * 10)).normal(size=1536)))
-                time.sleep(0.05)
-
-        threading.Thread(target=feed, daemon=True).start()
+        g.feed_latents()
         g.goal_pub.publish(g.latent(grid=np.full(1536, 5.0)))  # a goal nothing in the box looks like
         wait_for(lambda: len(g.executing()) >= 6, 90, "six steps")
-        stop.set()
         assert all(inside(t[:3]) for t in g.arm.targets)
         assert any("workspace" in s.message or "limits" in s.message for s in g.executing())
     finally:
         g.close()
 
 
-@pytest.mark.parametrize("fault", ["nan_pose", "stale_pose", "stale_latent", "wrong_model", "no_goal"])
+@pytest.mark.parametrize("fault", ["nan_pose", "stale_pose", "future_pose", "stale_latent", "wrong_model",
+                                   "no_goal", "no_gripper"])
 def test_faults_send_no_command_and_report_why(fault, ros_domain_id):
     g = Graph(ros_domain_id, with_encoder=False, max_data_age_s=0.5)
     try:
         now = g.probe.get_clock().now()
-        if fault == "nan_pose":
-            g.arm.nan_pose = True
-        if fault == "stale_pose":
-            g.arm.publish_pose = False
+        g.arm.nan_pose = fault == "nan_pose"
+        g.arm.publish_pose = fault != "stale_pose"
+        g.arm.future_s = 2.0 if fault == "future_pose" else 0.0
+        if fault == "no_gripper":
+            g.arm.gripper = None
         if fault != "no_goal":
             g.goal_pub.publish(g.latent())
         old = (now - rclpy.duration.Duration(seconds=5.0)).to_msg()
-        model = "other@2" if fault == "wrong_model" else "tiny@1"
+        model = "other@2" if fault == "wrong_model" else ENCODER_ID
         for _ in range(30):
-            g.latent_pub.publish(g.latent(model_id=model, stamp=old if fault == "stale_latent" else None))
+            g.latent_pub.publish(g.latent(model=model, stamp=old if fault == "stale_latent" else None))
             time.sleep(0.05)
-        expected = {"nan_pose": "not finite", "stale_pose": "no end-effector pose", "stale_latent": "latent is stale",
-                    "wrong_model": "expects 'tiny@1'", "no_goal": None}[fault]
+        expected = {"nan_pose": "pose refused: pose has non-finite values",
+                    "stale_pose": "no end-effector pose", "future_pose": "s in the future (limit 0.50 s",
+                    "stale_latent": "latent is stale", "wrong_model": f"expects {ENCODER_ID!r}",
+                    "no_gripper": "no gripper state received yet", "no_goal": None}[fault]
         if expected:
             wait_for(lambda: any(expected in s.message for s in g.statuses), 10, f"a status saying {expected!r}")
         else:
@@ -244,10 +302,203 @@ def test_faults_send_no_command_and_report_why(fault, ros_domain_id):
         g.close()
 
 
-def test_shutdown_mid_episode_holds_at_current_pose(tmp_path, ros_domain_id):
-    """planner_node as a process: SIGINT mid-episode -> the last command is the current pose."""
+def test_malformed_messages_are_refused_and_the_episode_goes_on(ros_domain_id):
+    """Issue 14: a malformed goal killed the node, a 2x8 grid drove the arm, NaN goals or one bad camera latent
+    failed the episode. Every bad message is now refused at the edge with a status; the node and the episode live."""
+    g = Graph(ros_domain_id, with_encoder=False)
+    try:
+        def bad_latents(kind_of_stamp):
+            stamp = kind_of_stamp()
+            short = g.latent(stamp=stamp)
+            short.data = short.data[:-1]  # data length does not match frames*height*width*dim
+            zero_frames = g.latent(stamp=stamp)
+            zero_frames.frames = 0
+            nan = g.latent(stamp=stamp, grid=np.full(1536, np.nan))
+            two_by_eight = g.latent(stamp=stamp, shape=(1, 2, 8, 96))  # 16 tokens, but not the predictor's 4x4
+            return {"data": short, "frames": zero_frames, "non-finite": nan, "2x8x96": two_by_eight}
+
+        refusals = lambda text: [s for s in g.statuses if text in s.message]  # noqa: E731
+        for why, msg in bad_latents(g.now).items():  # bad goals before any episode: refused, node alive
+            g.goal_pub.publish(msg)
+            wait_for(lambda why=why: any(why in s.message for s in refusals("goal refused")), 10,
+                     f"goal refused: {why}")
+        assert not g.arm.targets and all(s.episode == 0 for s in g.statuses)
+
+        g.feed_latents()
+        g.goal_pub.publish(g.latent())
+        wait_for(lambda: len(g.executing()) >= 2, 60, "two steps")
+        for msg in bad_latents(g.now).values():  # during the episode: bad goals and bad camera latents
+            g.goal_pub.publish(msg)
+            g.latent_pub.publish(msg)
+            time.sleep(0.1)
+        bad_pose = g.arm.pose_msg()
+        bad_pose.pose.orientation.w = bad_pose.pose.orientation.x = 0.0
+        bad_pose.pose.orientation.y = bad_pose.pose.orientation.z = 0.0
+        with g.arm.lock:  # no good message in between (best effort, depth 1: the newest message wins)
+            for _ in range(3):
+                g.arm.pose_pub.publish(bad_pose)
+                g.arm.grip_pub.publish(JointState(name=FINGERS, position=[float("nan"), 0.0]))
+                time.sleep(0.05)
+        steps = len(g.executing())
+        wait_for(lambda: len(g.executing()) >= steps + 3, 60, "three more steps after the bad messages")
+        assert len(refusals("goal refused")) >= 8
+        assert refusals("latent refused"), "a bad camera latent was not reported"
+        wait_for(lambda: refusals("pose refused: pose quaternion is zero"), 10, "the zero-quaternion pose refused")
+        wait_for(lambda: refusals("gripper refused"), 10, "the NaN gripper state refused")
+        assert all(s.episode in (0, 1) for s in g.statuses), "a bad goal started an episode"
+        assert not [s for s in g.statuses if s.state == PlanStatus.STATE_FAILED or "internal" in s.message]
+        prev = HOME
+        for target in g.arm.targets:
+            assert np.all(np.abs(target[:3] - prev[:3]) <= 0.05 + 1e-6) and np.all(np.isfinite(target))
+            prev = target
+    finally:
+        g.close()
+
+
+def test_stop_answers_at_once_during_a_slow_plan_and_the_plan_is_never_sent(ros_domain_id):
+    """Issue 14: ~/stop waited for the plan in progress, then that plan's target was sent after the stop, and the
+    hold went to the pose from before the plan. Now: the answer comes within 100 ms, the hold is at the newest
+    pose and the abandoned plan never reaches the arm."""
+    g = Graph(ros_domain_id, with_encoder=False, **SLOW_PLAN)
+    try:
+        stop = g.client(Trigger, "/planner_node/stop")
+        g.feed_latents()
+        time.sleep(0.5)  # the planner has a pose and a latent: the goal starts a plan at once
+        g.goal_pub.publish(g.latent())
+        wait_for(lambda: g.planner.loop.state == PlanStatus.STATE_PLANNING, 30, "the goal")
+        time.sleep(0.3)
+        g.arm.push([0.02, -0.01, 0.0, 0, 0, 0, 0])  # the arm moves while the plan runs
+        pushed = g.arm.state.copy()
+        time.sleep(0.3)  # the pushed pose reaches the planner (poses at 50 Hz)
+        assert not g.arm.targets and not g.statuses, "the plan finished too early for this test"
+        answer = threading.Event()
+        t0 = time.monotonic()
+        future = stop.call_async(Trigger.Request())
+        future.add_done_callback(lambda _f: answer.set())
+        assert answer.wait(10), "no answer to ~/stop"
+        answered = time.monotonic() - t0
+        assert future.result().success and answered < 0.1, f"stop took {answered * 1e3:.0f} ms"
+        wait_for(lambda: len(g.arm.targets) == 1, 5, "the hold")
+        np.testing.assert_allclose(g.arm.targets[0][:3], pushed[:3], atol=1e-6)  # the newest pose
+        wait_for(lambda: g.planner.plan_in_flight is None, 1.0, "the plan to be cancelled")
+        time.sleep(0.5)
+        assert len(g.arm.targets) == 1, "the plan made before the stop was sent after it"
+        assert not g.executing() and g.statuses[-1].state == PlanStatus.STATE_STOPPED
+    finally:
+        g.close()
+
+
+def test_no_replanning_from_a_pose_older_than_the_last_command(ros_domain_id):
+    """Issue 14: when no pose newer than the last command arrived, the loop re-planned after the settle timeout
+    from the stale pose (the step limit then allowed twice the per-step motion)."""
+    g = Graph(ros_domain_id, with_encoder=False, settle_timeout_s=0.3, max_data_age_s=3.0)
+    try:
+        g.feed_latents()
+        wait_for(lambda: g.planner._pose_obs() is not None, 10, "the planner to hear the arm")
+        g.arm.publish_pose = False  # the pose stream stops (a best-effort outage): every pose predates the command
+        g.goal_pub.publish(g.latent())
+        wait_for(lambda: g.arm.targets, 30, "the first command")
+        wait_for(lambda: any("no end-effector pose since the last command" in s.message for s in g.statuses), 10,
+                 "the planner to say why it holds")
+        time.sleep(1.0)
+        assert len(g.arm.targets) == 1, "re-planned from a pose older than the last command"
+        g.arm.publish_pose = True
+        wait_for(lambda: len(g.arm.targets) >= 3, 30, "commands once the arm reports again")
+        prev = HOME
+        for target in g.arm.targets:  # relative to where the arm really was
+            assert np.all(np.abs(target[:3] - prev[:3]) <= 0.05 + 1e-6), (target, prev)
+            prev = target
+    finally:
+        g.close()
+
+
+def test_gripper_closedness_comes_from_the_finger_joints_by_name(ros_domain_id):
+    """Issue 14: the node summed the first two JointState positions, whatever joints they were."""
+    g = Graph(ros_domain_id, with_encoder=False)
+    try:
+        g.arm.gripper = (["fr3_joint7", *FINGERS], [1.0, 0.0, 0.0])  # closed fingers after another joint
+        g.feed_latents()
+        g.goal_pub.publish(g.latent())
+        wait_for(lambda: g.executing(), 30, "a planning step")
+        assert g.executing()[0].ee_state[6] == pytest.approx(1.0)
+    finally:
+        g.close()
+
+
+def test_a_goal_from_another_encoder_is_refused(ros_domain_id):
+    g = Graph(ros_domain_id, with_encoder=False)
+    try:
+        g.feed_latents()
+        g.goal_pub.publish(g.latent(model="vit_giant@0123456789ab"))
+        wait_for(lambda: any("goal refused: latent from model 'vit_giant@0123456789ab'" in s.message
+                             for s in g.statuses), 10, "the refusal")
+        time.sleep(0.5)
+        assert not g.arm.targets and all(s.episode == 0 for s in g.statuses)
+    finally:
+        g.close()
+
+
+def test_without_an_encoder_in_the_checkpoint_the_planner_warns_and_trusts_the_first_goal(tmp_path, ros_domain_id,
+                                                                                          capfd):
+    """Issue 14: an empty expected_model_id silently trusted any goal; now it is derived from the checkpoint, and
+    only a checkpoint without the encoder falls back to the first goal's id, with a loud warning."""
+    ckpt = torch.load(FIXTURE / "checkpoint.pt", map_location="cpu", weights_only=True)
+    predictor_only = tmp_path / "predictor_only.pt"
+    torch.save({"predictor": ckpt["predictor"]}, predictor_only)
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=ros_domain_id)
+    try:
+        node = PlannerNode(context=context, parameter_overrides=[
+            Parameter(k, value=v) for k, v in {**PLANNER, "checkpoint": str(predictor_only)}.items()])
+        try:
+            assert node.trust_first_goal and node.expected_model_id == ""
+            node._on_goal_latent(latent_msg(node.get_clock().now().to_msg(), model="first@goal"))
+            assert node.expected_model_id == "first@goal"
+        finally:
+            node.hold_and_close()
+            node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
+    assert "NO EXPECTED ENCODER ID" in capfd.readouterr().err
+
+
+@pytest.mark.parametrize(("bad", "message"), [
+    ({"control_rate_hz": 0.0}, "control_rate_hz must be > 0"),
+    ({"max_data_age_s": 0.0}, "max_data_age_s must be > 0"),
+    ({"settle_timeout_s": -1.0}, "settle_timeout_s must be > 0"),
+    ({"fault_timeout_s": 0.0}, "fault_timeout_s must be > 0"),
+    ({"goal_timeout_s": 0.0}, "goal_timeout_s must be > 0"),
+    ({"max_future_stamp_s": -0.5}, "max_future_stamp_s must be >= 0"),
+    ({"control_rate_hz": 0.5, "max_data_age_s": 1.0}, "must be shorter than max_data_age_s"),
+    ({"max_steps": 0}, "max_steps must be >= 1"),
+])
+def test_inconsistent_parameters_are_refused_before_loading(bad, message, ros_domain_id):
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=ros_domain_id)
+    try:
+        with pytest.raises(ValueError, match=message):
+            PlannerNode(context=context, parameter_overrides=[
+                Parameter(k, value=v) for k, v in {**PLANNER, **bad}.items()])
+    finally:
+        rclpy.shutdown(context=context)
+
+
+def test_bad_timing_parameter_exits_1_with_a_clear_message(tmp_path, ros_domain_id):
+    """Issue 14: control_rate_hz 0 killed the loop thread while the node looked alive."""
     params = tmp_path / "planner.yaml"
-    params.write_text(json.dumps({"planner_node": {"ros__parameters": {**PLANNER, "settle_timeout_s": 0.5}}}))
+    params.write_text(json.dumps({"planner_node": {"ros__parameters": {**PLANNER, "control_rate_hz": 0.0}}}))
+    proc = subprocess.run([sys.executable, "-m", "vjepa_planner.planner_node", "--ros-args", "--params-file",
+                           str(params)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "cannot start: invalid parameters: control_rate_hz must be > 0" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_shutdown_mid_plan_holds_at_the_newest_pose(sig, tmp_path, ros_domain_id):
+    """planner_node as a process, a signal while a (slow) plan runs: the hold is the last command, at the pose
+    the arm reported last (it was pushed during the plan), the plan in progress is never sent, exit 0."""
+    params = tmp_path / "planner.yaml"
+    params.write_text(json.dumps({"planner_node": {"ros__parameters": {**PLANNER, **SLOW_PLAN}}}))
     proc = subprocess.Popen([sys.executable, "-m", "vjepa_planner.planner_node", "--ros-args", "--params-file",
                              str(params)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     context = rclpy.Context()
@@ -258,38 +509,40 @@ def test_shutdown_mid_episode_holds_at_current_pose(tmp_path, ros_domain_id):
     goal_pub = node.create_publisher(Latent, "/vjepa/goal_latent", 1)
     executor = MultiThreadedExecutor(num_threads=2, context=context)
     executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
+    spinner = Spinner(executor)
     try:
-        def latent():
-            msg = Latent(model_id="tiny@1", frames=1, height=4, width=4, dim=96, normalized=True)
-            msg.header.stamp = node.get_clock().now().to_msg()
-            msg.data = np.random.default_rng(len(arm.targets)).normal(size=1536).astype(np.float32).tolist()
-            return msg
-
+        now = lambda: node.get_clock().now().to_msg()  # noqa: E731
         wait_for(lambda: goal_pub.get_subscription_count() > 0, 60, "planner_node to start")
-        goal_pub.publish(latent())
-        deadline = time.monotonic() + 60
-        while len(arm.targets) < 2 and time.monotonic() < deadline:
-            latent_pub.publish(latent())
+        goal_pub.publish(latent_msg(now()))
+        deadline = time.monotonic() + 90
+        while not arm.targets and time.monotonic() < deadline:
+            latent_pub.publish(latent_msg(now(), grid=np.random.default_rng(len(arm.targets)).normal(size=1536)))
             time.sleep(0.05)
-        assert len(arm.targets) >= 2, "the planner did not command"
+        assert arm.targets, "the planner did not command"
+        for i in range(6):  # the next plan starts from a fresh latent; it takes seconds
+            latent_pub.publish(latent_msg(now(), grid=np.random.default_rng(100 + i).normal(size=1536)))
+            time.sleep(0.05)
+        arm.push([0.0, 0.02, -0.01, 0, 0, 0, 0])
+        pushed = arm.state.copy()
+        time.sleep(0.3)
         before = len(arm.targets)
-        proc.send_signal(signal.SIGINT)
+        assert before == 1, "the second plan finished too early for this test"
+        t0 = time.monotonic()
+        proc.send_signal(sig)
         out, _ = proc.communicate(timeout=60)
         assert proc.returncode == 0, out
+        assert time.monotonic() - t0 < 5.0, "shutdown waited for the plan"
         wait_for(lambda: len(arm.targets) > before, 5, "the hold command")
-        time.sleep(0.5)  # the hold is the last message the planner sent before exiting
+        time.sleep(0.5)
+        assert len(arm.targets) == before + 1, "a plan target was sent after the signal"
         hold = arm.targets[-1]
-        # the hold is at the arm's pose as the planner last saw it: the arm (which jumps to each target) was at
-        # one of its two previous targets, depending on whether the newest pose had arrived yet
-        assert any(np.allclose(hold[:3], t[:3], atol=1e-6) and
-                   abs(np.dot(pose_to_pose_stamped(hold)[3:], pose_to_pose_stamped(t)[3:])) > 1 - 1e-9
-                   for t in arm.targets[-3:-1]), (hold, arm.targets[-3:])
+        np.testing.assert_allclose(hold[:3], pushed[:3], atol=1e-6)
         assert "planner shutting down" in out
+        assert "never retrieved" not in out and "Traceback" not in out, out
     finally:
         if proc.poll() is None:
             proc.kill()
-        executor.shutdown()
+            proc.communicate()
+        spinner.close()
         node.destroy_node()
         rclpy.shutdown(context=context)

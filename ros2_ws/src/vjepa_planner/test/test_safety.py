@@ -79,6 +79,18 @@ def test_random_actions_never_violate_limits():
         assert 0.0 <= cmd.target_state[6] <= 1.0
 
 
+def test_stamps_in_the_future_beyond_the_tolerance_are_refused():
+    """A clock mismatch must not make data look fresh: more than max_future_s ahead is a fault (the old check
+    allowed up to max_age ahead)."""
+    assert check_fresh(10.3, 10.0, 1.0, "pose", max_future_s=0.5) == pytest.approx(-0.3)
+    with pytest.raises(SafetyFault, match=r"0\.80 s in the future"):
+        check_fresh(10.8, 10.0, 1.0, "pose", max_future_s=0.5)
+    with pytest.raises(SafetyFault, match="future"):
+        check_fresh(10.6, 10.0, 1.0, "pose")  # default tolerance 0.5 s
+    with pytest.raises(ValueError, match="max_future_stamp_s"):
+        SafetyLimits(max_future_stamp_s=-0.1)
+
+
 def test_invalid_limits_are_rejected():
     with pytest.raises(ValueError, match="below"):
         SafetyLimits(workspace_min=(1, 0, 0), workspace_max=(0, 1, 1))

@@ -30,13 +30,13 @@ from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from vjepa_core.pose import pose_to_pose_stamped
+from vjepa_core.franka import MAX_GRIPPER_WIDTH
+from vjepa_core.msgconv import fill_pose_msg
 
 __all__ = ["ROBOTS", "GRIPPERS", "AdapterError", "RobotAdapter", "state_to_pose_msg"]
 
 ROBOTS = ("franka_impedance", "crisp", "sim")
 GRIPPERS = ("franka_action", "control_msgs", "sim_topic", "none")
-FRANKA_MAX_WIDTH = 0.08  # m, Franka Hand
 
 
 class AdapterError(RuntimeError):
@@ -44,14 +44,11 @@ class AdapterError(RuntimeError):
 
 
 def state_to_pose_msg(state: np.ndarray, frame_id: str, stamp: Any) -> PoseStamped:
-    """7-D state (xyz, extrinsic xyz Euler, gripper) -> PoseStamped in ``frame_id``."""
-    x, y, z, qx, qy, qz, qw = (float(v) for v in pose_to_pose_stamped(np.asarray(state, dtype=np.float64)))
+    """7-D state (xyz, extrinsic xyz Euler, gripper) -> PoseStamped in ``frame_id`` (the gripper is dropped)."""
     msg = PoseStamped()
     msg.header.frame_id = frame_id
     msg.header.stamp = stamp
-    msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = x, y, z
-    msg.pose.orientation.x, msg.pose.orientation.y = qx, qy
-    msg.pose.orientation.z, msg.pose.orientation.w = qz, qw
+    fill_pose_msg(msg.pose, state)
     return msg
 
 
@@ -111,7 +108,7 @@ class RobotAdapter:
         if self._gripper is None or closed == self._closed:
             return
         self._closed = closed
-        width = 0.0 if closed else FRANKA_MAX_WIDTH
+        width = 0.0 if closed else MAX_GRIPPER_WIDTH
         if self.gripper_kind == "sim_topic":
             msg = self._gripper_msg()
             msg.header.stamp = self.node.get_clock().now().to_msg()

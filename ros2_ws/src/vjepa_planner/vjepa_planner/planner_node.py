@@ -2,18 +2,26 @@
 
 Inputs: latents from encoder_node, the end-effector pose (franka_ros2 ``current_pose``, best effort), the gripper
 finger states, and a goal (``~/set_goal`` with an image, encoded through the encoder node's ``~/encode``; or a
-Latent on ``goal_latent_topic``). A worker thread runs :class:`~vjepa_planner.episode.EpisodeLoop` at
-``control_rate_hz``: plan, command one action through the robot adapter, wait until the arm settles and a newer
-latent arrives, plan again. Every command passes the limits of :mod:`vjepa_planner.safety`; faults hold the
-arm (no new target) and are reported on ``~/status``; stop, pause and shutdown command a hold at the current pose.
+Latent on ``goal_latent_topic``). Every incoming message is validated at the edge (:mod:`vjepa_core.msgconv`:
+sizes, the predictor's token grid, encoder geometry, finiteness, model id, stamps not in the future); a bad one
+is refused with a logged (throttled) reason and a ``~/status`` message, and nothing else happens: no exception,
+no command, the running episode goes on.
+
+A worker thread runs :class:`~vjepa_planner.episode.EpisodeLoop` at ``control_rate_hz``: plan, command one action
+through the robot adapter, wait until the arm settles and a newer latent arrives, plan again. Planning runs
+outside the loop lock, so ``~/stop``, ``~/pause`` and shutdown (SIGINT/SIGTERM) answer at once, hold at the
+newest pose, and the plan that was running is cancelled and never sent. Every command passes the limits of
+:mod:`vjepa_planner.safety`; faults hold the arm (no new target) and are reported on ``~/status``.
 """
 
 from __future__ import annotations
 
+import math
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -29,32 +37,52 @@ from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
+from vjepa_core import franka
 from vjepa_core.loading import load_world_model
+from vjepa_core.msgconv import (
+    LatentArray,
+    MessageError,
+    gripper_closedness,
+    latent_from_msg,
+    pose_xyzq_from_msg,
+    stamp_to_seconds,
+)
 from vjepa_core.planning import CEMConfig
 from vjepa_core.pose import pose_from_pose_stamped
 from vjepa_interfaces.msg import Latent, PlanStatus
 from vjepa_interfaces.srv import EncodeImage, SetGoal
-from vjepa_planner.adapters import FRANKA_MAX_WIDTH, RobotAdapter
-from vjepa_planner.episode import EpisodeLoop, LoopConfig, Observation, State
+from vjepa_planner.adapters import RobotAdapter
+from vjepa_planner.episode import (
+    Decision,
+    EpisodeLoop,
+    LoopConfig,
+    PlanRequest,
+    PoseObservation,
+    Severity,
+    State,
+    Status,
+)
 from vjepa_planner.safety import SafetyFault, SafetyLimits
-from vjepa_planner.world_planner import LatentPlanner
+from vjepa_planner.world_planner import LatentPlanner, checkpoint_encoder_id
 
-__all__ = ["PlannerNode", "PARAMETERS", "main"]
+__all__ = ["PlannerNode", "PARAMETERS", "check_parameters", "main"]
 
-# name -> (default, description). Defaults mirror config/planner.yaml.
+# name -> (default, description). Defaults equal config/planner.yaml (test_parameters.py checks it).
 PARAMETERS: dict[str, tuple[Any, str]] = {
     "latent_topic": ("/vjepa/latent", "vjepa_interfaces/Latent input from encoder_node"),
-    "ee_pose_topic": ("/franka_robot_state_broadcaster/current_pose", "PoseStamped end-effector pose (best effort)"),
-    "gripper_state_topic": ("/fr3_gripper/joint_states", "JointState of the fingers (width = sum of positions)"),
+    "ee_pose_topic": (franka.CURRENT_POSE_TOPIC, "PoseStamped end-effector pose (best effort)"),
+    "gripper_state_topic": (franka.GRIPPER_JOINT_STATES_TOPIC,
+                            "JointState of the fingers (closedness from the *finger_joint1/2 positions)"),
     "goal_latent_topic": ("/vjepa/goal_latent", "optional Latent goals (each starts an episode)"),
     "encode_service": ("/encoder_node/encode", "vjepa_interfaces/srv/EncodeImage used by ~/set_goal"),
     "checkpoint": ("", "checkpoint holding the AC predictor (required)"),
-    "model_config": ("", "AC predictor preset or JSON/YAML file; empty: configs embedded in our checkpoints"),
+    "model_config": ("vit_giant", "AC predictor preset or JSON/YAML file; empty: configs embedded in our checkpoints"),
     "backend": ("torch", "torch | onnxruntime | onnxruntime-cuda | onnxruntime-trt | tensorrt"),
     "device": ("cpu", "torch device: cpu | cuda | cuda:N"),
     "onnx_dir": ("", "export directory of `vjepa-export onnx` (non-torch backends)"),
     "threads": (0, "CPU inference threads (0 = library default); leave cores for drivers on small machines"),
-    "expected_model_id": ("", "encoder model id the predictor needs; empty: the goal latent's id"),
+    "expected_model_id": ("", "encoder model id the predictor needs; empty: the id of the encoder in the "
+                              "checkpoint (or, when it holds none, the first goal's, with a warning)"),
     "cem_samples": (800, "CEM samples per iteration"),
     "cem_iterations": (10, "CEM refinement iterations per plan"),
     "cem_topk": (10, "CEM elites kept per iteration to refit the Gaussian"),
@@ -62,18 +90,19 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "cem_maxnorm": (0.075, "per-axis position bound of sampled actions, m"),
     "cem_momentum_mean": (0.0, "momentum on the CEM mean"),
     "cem_momentum_std": (0.0, "momentum on the CEM std"),
-    "cem_sample_gripper": (True, "search the gripper dimension"),
+    "cem_sample_gripper": (True, "search the gripper dimension (then a gripper state is required)"),
     "cem_seed": (0, "CEM seed (negative: nondeterministic)"),
     "robot": ("franka_impedance", "robot adapter: franka_impedance | crisp | sim"),
-    "target_topic": ("/cartesian_impedance_example_controller/equilibrium_pose", "target pose output"),
+    "target_topic": (franka.EQUILIBRIUM_POSE_TOPIC, "target pose output"),
     "gripper": ("franka_action", "gripper adapter: franka_action | control_msgs | sim_topic | none"),
-    "gripper_target": ("/franka_gripper", "gripper action namespace / action / topic"),
-    "base_frame": ("fr3_link0", "frame of poses and targets"),
+    "gripper_target": (franka.GRIPPER_ACTION_NAMESPACE, "gripper action namespace / action / topic"),
+    "base_frame": (franka.BASE_FRAME, "frame of poses and targets"),
     "max_position_step": (0.05, "m per axis per command"),
     "max_rotation_step": (0.25, "rad per axis per command"),
     "workspace_min": ([0.25, -0.45, 0.02], "workspace box minimum in the base frame, m"),
     "workspace_max": ([0.80, 0.45, 0.70], "workspace box maximum in the base frame, m"),
-    "max_data_age_s": (1.0, "refuse to plan on a pose or latent older than this"),
+    "max_data_age_s": (1.0, "refuse to plan on a pose, gripper state or latent older than this"),
+    "max_future_stamp_s": (0.5, "refuse poses, gripper states and latents stamped further ahead of our clock"),
     "control_rate_hz": (20.0, "rate of the control loop"),
     "max_steps": (20, "planning steps per episode"),
     "energy_threshold": (0.0, "goal reached when the goal energy falls below (0 = off)"),
@@ -83,9 +112,48 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "goal_timeout_s": (30.0, "how long ~/set_goal waits for the encoder service"),
 }
 
+REFUSAL_LOG_PERIOD_S = 2.0  # per kind of input: at most one log line and one status per period for a stream
 
-def _stamp_s(stamp: Any) -> float:
-    return stamp.sec + stamp.nanosec * 1e-9
+
+def check_parameters(p: dict[str, Any]) -> None:
+    """Raise ``ValueError`` naming every parameter that cannot work (before anything is loaded).
+
+    Rates, timeouts and ages must be positive (``control_rate_hz <= 0`` would otherwise kill the loop thread
+    while the node looks alive), and the control period must be shorter than the data age, settle and fault
+    timeouts it is meant to check.
+    """
+    problems = []
+
+    def number(name: str) -> float | None:
+        value = p[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            problems.append(f"{name} must be a finite number, got {value!r}")
+            return None
+        return float(value)
+
+    for name in ("control_rate_hz", "max_data_age_s", "settle_timeout_s", "fault_timeout_s", "goal_timeout_s",
+                 "settle_position_tolerance", "max_position_step"):
+        value = number(name)
+        if value is not None and value <= 0:
+            problems.append(f"{name} must be > 0, got {value}")
+    for name in ("max_future_stamp_s", "energy_threshold", "max_rotation_step"):
+        value = number(name)
+        if value is not None and value < 0:
+            problems.append(f"{name} must be >= 0, got {value}")
+    if int(p["max_steps"]) < 1:
+        problems.append(f"max_steps must be >= 1, got {p['max_steps']}")
+    if int(p["threads"]) < 0:
+        problems.append(f"threads must be >= 0, got {p['threads']}")
+    if not problems:
+        period = 1.0 / float(p["control_rate_hz"])
+        for name in ("max_data_age_s", "settle_timeout_s", "fault_timeout_s"):
+            if period >= float(p[name]):
+                problems.append(f"the control period 1/control_rate_hz = {period:.3f} s must be shorter than "
+                                f"{name} = {p[name]} s")
+    if not p["checkpoint"]:
+        problems.append("checkpoint is required (the checkpoint holding the AC predictor)")
+    if problems:
+        raise ValueError("invalid parameters: " + "; ".join(problems))
 
 
 class PlannerNode(Node):
@@ -96,161 +164,225 @@ class PlannerNode(Node):
         for name, (default, description) in PARAMETERS.items():
             self.declare_parameter(name, default, ParameterDescriptor(description=description))
         p = {name: self.get_parameter(name).value for name in PARAMETERS}
-        if not p["checkpoint"]:
-            raise ValueError("checkpoint is required (the checkpoint holding the AC predictor)")
+        check_parameters(p)
         self.params = p
         limits = SafetyLimits(max_position_step=p["max_position_step"], max_rotation_step=p["max_rotation_step"],
                               workspace_min=tuple(p["workspace_min"]), workspace_max=tuple(p["workspace_max"]),
-                              max_data_age_s=p["max_data_age_s"])
+                              max_data_age_s=p["max_data_age_s"], max_future_stamp_s=p["max_future_stamp_s"])
         cem = CEMConfig(samples=p["cem_samples"], iterations=p["cem_iterations"], topk=p["cem_topk"],
                         horizon=p["cem_horizon"], maxnorm=p["cem_maxnorm"],
                         momentum_mean=p["cem_momentum_mean"], momentum_std=p["cem_momentum_std"],
                         sample_gripper=p["cem_sample_gripper"], seed=p["cem_seed"] if p["cem_seed"] >= 0 else None)
+        require_gripper = bool(p["cem_sample_gripper"]) and p["gripper"] != "none"
+        loop_config = LoopConfig(max_steps=p["max_steps"], energy_threshold=p["energy_threshold"],
+                                 settle_position_tolerance=p["settle_position_tolerance"],
+                                 settle_timeout=p["settle_timeout_s"], fault_timeout=p["fault_timeout_s"],
+                                 require_gripper=require_gripper)
         self.get_logger().info(f"loading AC predictor from {p['checkpoint']} ({p['backend']} on {p['device']})")
         model = load_world_model(p["checkpoint"], p["model_config"], encoder=False, predictor=True,
                                  backend=p["backend"], device=p["device"], export_dir=p["onnx_dir"] or None,
                                  threads=p["threads"])
-        self.planner = LatentPlanner(model.world_model, cem)
-        self.loop_config = LoopConfig(max_steps=p["max_steps"], energy_threshold=p["energy_threshold"],
-                                      settle_position_tolerance=p["settle_position_tolerance"],
-                                      settle_timeout=p["settle_timeout_s"], fault_timeout=p["fault_timeout_s"],
-                                      expected_model_id=p["expected_model_id"])
-        self.loop = EpisodeLoop(self.planner, limits, self.loop_config)
+        assert model.predictor_cfg is not None
+        self.planner = LatentPlanner(model.world_model, cem, model.predictor_cfg.grid_hw)
+        expected, why = p["expected_model_id"], ""
+        if not expected:
+            expected, why = checkpoint_encoder_id(p["checkpoint"], p["model_config"],
+                                                  digest=model.predictor_id.rsplit("@", 1)[-1])
+        loop_config.expected_model_id = expected
+        self.trust_first_goal = not expected  # no id to check against: adopt the first goal's (warned below)
+        self.loop = EpisodeLoop(limits, loop_config)
         self.adapter = RobotAdapter(self, p["robot"], p["gripper"], p["target_topic"], p["gripper_target"],
                                     p["base_frame"])
         self.limits = limits
 
         self._obs_lock = threading.Lock()   # the newest observations (held briefly by subscription callbacks)
-        self._loop_lock = threading.Lock()  # the episode loop (held while planning; callbacks never wait on it)
-        self._pose: PoseStamped | None = None
-        self._pose_time = 0.0
+        self._loop_lock = threading.Lock()  # the episode loop and every command sent (never held while planning)
+        self._pose_xyzq: np.ndarray | None = None
+        self._pose_stamp = 0.0
         self._gripper = 0.0
-        self._latent: Observation | None = None
+        self._gripper_stamp: float | None = None
+        self._latent: LatentArray | None = None
         self._target: np.ndarray | None = None
+        self._refused: dict[str, tuple[float, int]] = {}  # kind -> (last report, refusals not reported since)
+        self._refuse_lock = threading.Lock()
         self._closing = threading.Event()
+        self.plan_in_flight: PlanRequest | None = None  # the request being planned right now (for observers)
 
-        services = MutuallyExclusiveCallbackGroup()
+        goals = MutuallyExclusiveCallbackGroup()
+        triggers = MutuallyExclusiveCallbackGroup()  # stop/pause/resume never wait behind a goal being encoded
         self._client_group = ReentrantCallbackGroup()
         best_effort = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
-        self.create_subscription(Latent, p["latent_topic"], self._on_latent, 5)
-        self.create_subscription(Latent, p["goal_latent_topic"], self._on_goal_latent, 1)
-        self.create_subscription(PoseStamped, p["ee_pose_topic"], self._on_pose, best_effort)
-        self.create_subscription(JointState, p["gripper_state_topic"], self._on_gripper, best_effort)
+        self.create_subscription(Latent, p["latent_topic"], self._guarded("latent", self._on_latent), 5)
+        self.create_subscription(Latent, p["goal_latent_topic"], self._guarded("goal", self._on_goal_latent), 1)
+        self.create_subscription(PoseStamped, p["ee_pose_topic"], self._guarded("pose", self._on_pose), best_effort)
+        self.create_subscription(JointState, p["gripper_state_topic"], self._guarded("gripper", self._on_gripper),
+                                 best_effort)
         self.status_pub = self.create_publisher(PlanStatus, "~/status", 10)
         self.marker_pub = self.create_publisher(MarkerArray, "~/markers", 1)
         self.encode_client = self.create_client(EncodeImage, p["encode_service"], callback_group=self._client_group)
-        self.create_service(SetGoal, "~/set_goal", self._on_set_goal, callback_group=services)
-        self.create_service(Trigger, "~/stop", self._on_stop, callback_group=services)
-        self.create_service(Trigger, "~/pause", self._on_pause, callback_group=services)
-        self.create_service(Trigger, "~/resume", self._on_resume, callback_group=services)
+        self.create_service(SetGoal, "~/set_goal", self._on_set_goal, callback_group=goals)
+        self.create_service(Trigger, "~/stop", self._on_stop, callback_group=triggers)
+        self.create_service(Trigger, "~/pause", self._on_pause, callback_group=triggers)
+        self.create_service(Trigger, "~/resume", self._on_resume, callback_group=triggers)
+        if self.trust_first_goal:
+            self.get_logger().warning(
+                f"NO EXPECTED ENCODER ID: {why}. Set expected_model_id to the id encoder_node publishes; until "
+                "then the planner trusts the model id of the first goal it gets, whatever model that is")
         self._worker = threading.Thread(target=self._run, name="planner_loop", daemon=True)
         self._worker.start()
-        self.get_logger().info(f"planner ready ({model.predictor_id}); robot adapter {p['robot']}, gripper "
-                               f"{p['gripper']}; waiting for a goal on ~/set_goal or {p['goal_latent_topic']}")
+        self.get_logger().info(f"planner ready ({model.predictor_id}, latents from "
+                               f"{expected or 'the model of the first goal'}, token grid "
+                               f"{'x'.join(str(v) for v in self.planner.expected_grid)}); robot adapter "
+                               f"{p['robot']}, gripper {p['gripper']}; waiting for a goal on ~/set_goal or "
+                               f"{p['goal_latent_topic']}")
 
-    # ---- observations --------------------------------------------------------------------------------------
+    @property
+    def expected_model_id(self) -> str:
+        """The encoder model id latents must carry ("" until the first goal when none could be derived)."""
+        return self.loop.config.expected_model_id
+
+    # ---- observations (validated at the edge) ---------------------------------------------------------------
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
+    def _guarded(self, kind: str, callback: Callable[[Any], None]) -> Callable[[Any], None]:
+        """``callback`` that refuses its message on any error instead of raising into the executor."""
+        def run(msg: Any) -> None:
+            try:
+                callback(msg)
+            except MessageError as exc:
+                self._refuse(kind, str(exc))
+            except Exception as exc:  # a bug must not take the node down with it either: report and go on
+                self._refuse(kind, f"internal error handling the message: {exc!r}")
+        return run
+
+    def _stamp(self, header: Any, now: float, what: str) -> float:
+        """A header stamp in seconds (receipt time when unstamped); refuses stamps too far in the future."""
+        stamp = stamp_to_seconds(header.stamp) or now
+        ahead = stamp - now
+        if ahead > self.limits.max_future_stamp_s:
+            raise MessageError(f"{what} stamped {ahead:.2f} s in the future (limit "
+                               f"{self.limits.max_future_stamp_s:.2f} s; clock mismatch?)")
+        return stamp
+
     def _on_pose(self, msg: PoseStamped) -> None:
+        now = self._now()
+        xyzq = pose_xyzq_from_msg(msg)
+        stamp = self._stamp(msg.header, now, "pose")
         with self._obs_lock:
-            self._pose = msg
-            self._pose_time = self._now()
+            self._pose_xyzq, self._pose_stamp = xyzq, stamp
 
     def _on_gripper(self, msg: JointState) -> None:
-        width = float(sum(msg.position[:2])) if len(msg.position) >= 2 else float("nan")
+        now = self._now()
+        closedness = gripper_closedness(msg, franka.MAX_GRIPPER_WIDTH)
+        stamp = self._stamp(msg.header, now, "gripper state")
         with self._obs_lock:
-            self._gripper = float(np.clip(1.0 - width / FRANKA_MAX_WIDTH, 0.0, 1.0)) if np.isfinite(width) else 0.0
+            self._gripper, self._gripper_stamp = closedness, stamp
+
+    def _validated_latent(self, msg: Latent, what: str) -> LatentArray:
+        """A Latent validated against the predictor (grid, geometry, finiteness, stamp, model id when known)."""
+        latent = latent_from_msg(msg, expected_grid=self.planner.expected_grid)
+        if latent.stamp:
+            self._stamp(msg.header, self._now(), what)
+        expected = self.expected_model_id
+        if expected and latent.model_id != expected:
+            raise MessageError(f"latent from model {latent.model_id!r}, but the planner expects {expected!r}")
+        return latent
 
     def _on_latent(self, msg: Latent) -> None:
-        grid = np.asarray(msg.data, dtype=np.float32)
-        if grid.size != msg.frames * msg.height * msg.width * msg.dim:
-            self.get_logger().warning(f"dropping a Latent whose data ({grid.size}) does not match its grid "
-                                      f"{msg.frames}x{msg.height}x{msg.width}x{msg.dim}", throttle_duration_sec=2.0)
-            return
-        obs = Observation(_stamp_s(msg.header.stamp), (grid.reshape(msg.frames, msg.height, msg.width, msg.dim),
-                                                       bool(msg.normalized)), msg.model_id)
+        latent = self._validated_latent(msg, "latent")
         with self._obs_lock:
-            self._latent = obs
+            self._latent = latent
 
-    def _snapshot(self) -> tuple[Observation | None, Observation | None]:
-        """(pose, latent): the newest observations, taken under the observation lock."""
+    def _pose_obs(self) -> PoseObservation | None:
+        """The newest pose (with the newest gripper closedness) as a 7-D state observation."""
         with self._obs_lock:
-            return self._pose_obs(), self._latent
+            if self._pose_xyzq is None:
+                return None
+            return PoseObservation(self._pose_stamp, pose_from_pose_stamped(self._pose_xyzq, self._gripper),
+                                   self._gripper_stamp)
 
-    def _pose_obs(self) -> Observation | None:
-        """The newest pose as a 7-D state observation (stamp: header, or receipt time when unstamped)."""
-        if self._pose is None:
-            return None
-        pose = self._pose.pose
-        xyzq = np.array([pose.position.x, pose.position.y, pose.position.z, pose.orientation.x,
-                         pose.orientation.y, pose.orientation.z, pose.orientation.w], dtype=np.float64)
-        if np.all(np.isfinite(xyzq)) and np.linalg.norm(xyzq[3:]) > 1e-6:
-            state = pose_from_pose_stamped(xyzq, self._gripper)
-        else:
-            state = np.full(7, np.nan)
-        stamp = _stamp_s(self._pose.header.stamp) or self._pose_time
-        return Observation(stamp, state)
+    def _snapshot(self) -> tuple[PoseObservation | None, LatentArray | None]:
+        """(pose, latent): the newest observations."""
+        pose = self._pose_obs()
+        with self._obs_lock:
+            return pose, self._latent
+
+    def _refuse(self, kind: str, reason: str, *, throttle: bool = True) -> None:
+        """Log why a message was refused and say it on ~/status; for streams at most once per period per kind."""
+        now = time.monotonic()
+        with self._refuse_lock:
+            last, suppressed = self._refused.get(kind, (-math.inf, 0))
+            if throttle and now - last < REFUSAL_LOG_PERIOD_S:
+                self._refused[kind] = (last, suppressed + 1)
+                return
+            self._refused[kind] = (now, 0)
+        more = f" ({suppressed} more {kind} messages refused since the last report)" if suppressed else ""
+        text = f"{kind} refused: {reason}{more}"
+        self.get_logger().warning(text)
+        with self._loop_lock:
+            status = self.loop.report(text, Severity.WARN)
+        self._publish_status(status, log=False)
 
     # ---- goals and commands ---------------------------------------------------------------------------------
-    def _start(self, grid: np.ndarray, normalized: bool, model_id: str, start: bool) -> int:
+    def _start(self, goal: LatentArray, start: bool) -> int:
         with self._loop_lock:
-            self.planner.set_goal(grid, normalized)
-            if not self.params["expected_model_id"]:
-                self.loop.config.expected_model_id = model_id  # observations must come from the goal's encoder
-            episode = self.loop.start(self._now(), paused=not start)
-        self.get_logger().info(f"episode {episode}: goal set (model {model_id})" + ("" if start else ", paused"))
+            if self.trust_first_goal and not self.loop.config.expected_model_id:
+                self.loop.config.expected_model_id = goal.model_id
+                self.get_logger().warning(f"expecting latents from {goal.model_id!r} (the first goal's model)")
+            episode = self.loop.start(self._now(), goal, paused=not start)
+        self.get_logger().info(f"episode {episode}: goal set (model {goal.model_id})" + ("" if start else ", paused"))
         return episode
 
     def _on_goal_latent(self, msg: Latent) -> None:
-        grid = np.asarray(msg.data, dtype=np.float32).reshape(msg.frames, msg.height, msg.width, msg.dim)
         try:
-            self._start(grid, msg.normalized, msg.model_id, True)
-        except SafetyFault as exc:
-            self.get_logger().error(f"goal latent refused: {exc}")
+            goal = self._validated_latent(msg, "goal latent")
+        except MessageError as exc:
+            self._refuse("goal", str(exc), throttle=False)
+            return
+        self._start(goal, True)
 
     def _on_set_goal(self, request: SetGoal.Request, response: SetGoal.Response) -> SetGoal.Response:
+        response.success = False
         if not self.encode_client.wait_for_service(timeout_sec=min(5.0, self.params["goal_timeout_s"])):
-            response.success = False
             response.message = f"encoder service {self.params['encode_service']} is not available"
             return response
         done = threading.Event()
         future = self.encode_client.call_async(EncodeImage.Request(image=request.image,
                                                                     compressed_image=request.compressed_image))
         future.add_done_callback(lambda _f: done.set())
-        if not done.wait(self.params["goal_timeout_s"]) or future.result() is None:
-            response.success, response.message = False, "encoder service did not answer"
+        if not done.wait(self.params["goal_timeout_s"]) or future.exception() is not None or future.result() is None:
+            response.message = "encoder service did not answer"
             return response
         res = future.result()
         if not res.success:
-            response.success, response.message = False, f"goal image refused: {res.message}"
+            response.message = f"goal image refused: {res.message}"
             return response
-        lat = res.latent
-        grid = np.asarray(lat.data, dtype=np.float32).reshape(lat.frames, lat.height, lat.width, lat.dim)
         try:
-            response.episode = self._start(grid, lat.normalized, lat.model_id, request.start)
-        except SafetyFault as exc:
-            response.success, response.message = False, f"goal refused: {exc}"
+            goal = self._validated_latent(res.latent, "goal latent")
+        except MessageError as exc:
+            response.message = f"goal refused: the encoder's latent is unusable: {exc}"
+            self._refuse("goal", f"the encoder's latent is unusable: {exc}", throttle=False)
             return response
+        response.episode = self._start(goal, request.start)
         response.success = True
         response.message = f"episode {response.episode} started" + (" (paused)" if not request.start else "")
         return response
 
     def _trigger(self, action: str, response: Trigger.Response) -> Trigger.Response:
-        pose, _ = self._snapshot()
-        with self._loop_lock:
+        with self._loop_lock:  # held briefly: planning never holds it
             try:
                 if action == "stop":
-                    decision = self.loop.stop(pose)
+                    decision = self.loop.stop(self._pose_obs())
                 elif action == "pause":
-                    decision = self.loop.pause(pose)
+                    decision = self.loop.pause(self._pose_obs())
                 else:
                     decision = self.loop.resume(self._now())
             except SafetyFault as exc:
                 response.success, response.message = False, str(exc)
                 return response
             self._apply(decision)
-        response.success, response.message = True, self.loop.message
+            response.success, response.message = True, self.loop.message
         return response
 
     def _on_stop(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
@@ -267,45 +399,72 @@ class PlannerNode(Node):
         period = 1.0 / float(self.params["control_rate_hz"])
         while not self._closing.is_set():
             t0 = time.monotonic()
-            pose, latent = self._snapshot()
             try:
                 with self._loop_lock:
-                    self._apply(self.loop.tick(self._now(), pose, latent))
+                    if self._closing.is_set():
+                        break
+                    pose, latent = self._snapshot()
+                    decision = self.loop.tick(self._now(), pose, latent)
+                    self._apply(decision)
+                if decision.plan is not None:
+                    self._plan(decision.plan)
             except Exception as exc:  # never let the loop die silently: fail the episode, hold, and report
                 self.get_logger().error(f"planner loop error: {exc!r}")
                 with self._loop_lock:
-                    self._apply(self.loop.stop(self._snapshot()[0], reason=f"internal error: {exc}"))
-                    self.loop.state = State.FAILED
+                    self._apply(self.loop.fail(self._pose_obs(), f"internal error: {exc}"))
             self._closing.wait(max(0.0, period - (time.monotonic() - t0)))
 
-    def _apply(self, decision: Any) -> None:
+    def _plan(self, request: PlanRequest) -> None:
+        """Plan ``request`` without holding the loop lock; send its target only if it is still current."""
+        def cancelled() -> bool:
+            return self._closing.is_set() or not self.loop.is_current(request)
+
+        self.plan_in_flight = request
+        try:
+            out = self.planner(request, cancelled)
+        except Exception as exc:
+            with self._loop_lock:
+                if self.loop.is_current(request):  # an abandoned plan's failure concerns nobody
+                    self.get_logger().error(f"planning failed: {exc!r}")
+                    self._apply(self.loop.fail(self._pose_obs(), f"internal error: {exc}"))
+            return
+        finally:
+            self.plan_in_flight = None
+        with self._loop_lock:
+            self._apply(self.loop.finish(request, out, self._now(), self._pose_obs()))
+
+    def _apply(self, decision: Decision) -> None:
         """Send a decision's target through the adapter and publish its status and markers (loop lock held)."""
         if decision.target is not None:
             self.adapter.send(decision.target)
             self._target = decision.target
         if decision.status is not None:
             self._publish_status(decision.status)
+            self._publish_markers(decision.status.ee_state)
 
-    def _publish_status(self, s: dict[str, Any]) -> None:
+    def _publish_status(self, s: Status, log: bool = True) -> None:
         msg = PlanStatus()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.header.frame_id = self.params["base_frame"]
-        msg.episode, msg.step, msg.state, msg.message = s["episode"], s["step"], s["state"], s["message"]
-        msg.energy, msg.goal_energy = s["energy"], s["goal_energy"]
-        msg.action = [float(v) for v in s["action"]]
-        msg.raw_action = [float(v) for v in s["raw_action"]]
-        msg.ee_state = [float(v) for v in s["ee_state"]]
-        msg.planning_time, msg.latent_age = s["planning_time"], s["latent_age"]
-        c = self.planner.planner.config
+        msg.episode, msg.step, msg.state, msg.message = s.episode, s.step, int(s.state), s.message
+        msg.energy, msg.goal_energy = s.energy, s.goal_energy
+        msg.action = [float(v) for v in s.action]
+        msg.raw_action = [float(v) for v in s.raw_action]
+        msg.ee_state = [float(v) for v in s.ee_state]
+        msg.planning_time, msg.latent_age = s.planning_time, s.latent_age
+        c = self.planner.cem.config
         msg.num_samples, msg.iterations, msg.horizon = c.samples, c.iterations, c.horizon
         self.status_pub.publish(msg)
-        text = (f"[episode {s['episode']} step {s['step']} {State(s['state']).name}] {s['message']}"
-                + (f" energy={s['energy']:.4f} goal_energy={s['goal_energy']:.4f}" if np.isfinite(s["energy"]) else ""))
-        if "holding" in s["message"]:  # rclpy binds one severity per call site: two separate calls
+        if not log:
+            return
+        text = (f"[episode {s.episode} step {s.step} {State(s.state).name}] {s.message}"
+                + (f" energy={s.energy:.4f} goal_energy={s.goal_energy:.4f}" if np.isfinite(s.energy) else ""))
+        if s.severity == Severity.ERROR:  # rclpy binds one severity (and throttle) per call site
+            self.get_logger().error(text)
+        elif s.severity == Severity.WARN:
             self.get_logger().warning(text, throttle_duration_sec=1.0)
         else:
             self.get_logger().info(text)
-        self._publish_markers(s["ee_state"])
 
     def _publish_markers(self, ee_state: np.ndarray) -> None:
         stamp = self.get_clock().now().to_msg()
@@ -338,18 +497,28 @@ class PlannerNode(Node):
         self.marker_pub.publish(MarkerArray(markers=markers))
 
     def hold_and_close(self) -> None:
-        """Stop the loop; if an episode is running, command a hold at the current pose (shutdown path)."""
-        self._closing.set()
-        self._worker.join(timeout=30.0)
-        pose, _ = self._snapshot()
+        """Shutdown: if an episode is running, hold at the newest pose at once (call it while the executor still
+        spins, so that pose is current); the plan in flight is cancelled and never sent; the loop thread ends."""
         with self._loop_lock:
-            active = self.loop.state not in (State.IDLE, State.SUCCEEDED, State.FAILED, State.STOPPED)
-            if active:
-                self._apply(self.loop.stop(pose, reason="planner shutting down"))
+            self._closing.set()
+            if self.loop.active:
+                self._apply(self.loop.stop(self._pose_obs(), reason="planner shutting down"))
+        self._worker.join(timeout=30.0)
+
+
+def _spin(executor: MultiThreadedExecutor, halt: threading.Event, stop: threading.Event) -> None:
+    """Run callbacks until ``halt`` (or an external shutdown); then ``stop`` tells main() to close."""
+    try:
+        while not halt.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=0.05)
+    except ExternalShutdownException:
+        pass
+    finally:
+        stop.set()
 
 
 def main(args: list[str] | None = None) -> int:
-    """Entry point: SIGINT/SIGTERM end the episode with a hold at the current pose before the node exits."""
+    """Entry point: SIGINT/SIGTERM end the episode with a hold at the newest pose before the node exits."""
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -360,16 +529,20 @@ def main(args: list[str] | None = None) -> int:
         rclpy.logging.get_logger("planner_node").fatal(f"cannot start: {exc}")
         rclpy.try_shutdown()
         return 1
-    executor = MultiThreadedExecutor(num_threads=3)
+    executor = MultiThreadedExecutor(num_threads=4)
     executor.add_node(node)
+    halt = threading.Event()
+    spinner = threading.Thread(target=_spin, args=(executor, halt, stop), name="planner_spin", daemon=True)
+    spinner.start()
     try:
-        while not stop.is_set() and rclpy.ok():
-            executor.spin_once(timeout_sec=0.1)
-    except ExternalShutdownException:
-        pass
+        while not stop.wait(0.1):
+            pass
     finally:
-        node.hold_and_close()
+        node.hold_and_close()  # the executor still spins: the hold goes to the pose received last
         time.sleep(0.2)  # let DDS deliver the hold before the participant goes away
+        halt.set()  # no new callbacks; let those in flight end before the executor and the node go away
+        spinner.join(timeout=5.0)
+        time.sleep(0.1)
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()

@@ -4,7 +4,8 @@ The planner proposes a 7-D end-effector action (dx, dy, dz, droll, dpitch, dyaw,
 frame. Before anything reaches a controller it goes through :func:`make_safe_command`, which
 
 1. refuses (raises :class:`SafetyFault`) when the current pose is not finite, or when the pose or the latent the
-   plan was made from is older than ``max_data_age_s``, or when the latent came from another model;
+   plan was made from is older than ``max_data_age_s`` or stamped more than ``max_future_stamp_s`` in the
+   future (a clock mismatch), or when the latent came from another model;
 2. clips each position component to ``max_position_step`` metres and each rotation component to
    ``max_rotation_step`` radians, and the gripper to [0, 1];
 3. clamps the resulting target position into the workspace box ``[workspace_min, workspace_max]``.
@@ -38,10 +39,13 @@ class SafetyLimits:
     workspace_min: tuple[float, float, float] = (0.25, -0.45, 0.02)
     workspace_max: tuple[float, float, float] = (0.80, 0.45, 0.70)
     max_data_age_s: float = 1.0
+    max_future_stamp_s: float = 0.5          # data stamped further ahead of the node's clock is refused
 
     def __post_init__(self) -> None:
-        if not (self.max_position_step > 0 and self.max_rotation_step >= 0 and self.max_data_age_s > 0):
-            raise ValueError("max_position_step and max_data_age_s must be > 0, max_rotation_step >= 0")
+        if not (self.max_position_step > 0 and self.max_rotation_step >= 0 and self.max_data_age_s > 0
+                and self.max_future_stamp_s >= 0):
+            raise ValueError("max_position_step and max_data_age_s must be > 0, max_rotation_step and "
+                             "max_future_stamp_s >= 0")
         lo, hi = np.asarray(self.workspace_min, float), np.asarray(self.workspace_max, float)
         if lo.shape != (3,) or hi.shape != (3,) or not np.all(np.isfinite(lo)) or not np.all(np.isfinite(hi)):
             raise ValueError("workspace_min and workspace_max must be 3 finite numbers each")
@@ -68,15 +72,18 @@ def check_finite(state: Sequence[float], what: str = "end-effector pose") -> np.
     return arr
 
 
-def check_fresh(stamp_s: float | None, now_s: float, max_age_s: float, what: str) -> float:
-    """Age of data stamped ``stamp_s`` at time ``now_s``; raise when missing, from the future or too old."""
+def check_fresh(stamp_s: float | None, now_s: float, max_age_s: float, what: str,
+                max_future_s: float = 0.5) -> float:
+    """Age of data stamped ``stamp_s`` at time ``now_s``; raise when missing, too old, or stamped more than
+    ``max_future_s`` ahead of ``now_s`` (a clock mismatch: such data would look fresh for too long)."""
     if stamp_s is None:
         raise SafetyFault(f"no {what} received yet")
     age = now_s - stamp_s
     if age > max_age_s:
         raise SafetyFault(f"{what} is stale: {age:.2f} s old (limit {max_age_s:.2f} s)")
-    if age < -max_age_s:
-        raise SafetyFault(f"{what} is stamped {-age:.2f} s in the future (clock mismatch?)")
+    if age < -max_future_s:
+        raise SafetyFault(f"{what} is stamped {-age:.2f} s in the future (limit {max_future_s:.2f} s; clock "
+                          "mismatch?)")
     return age
 
 

@@ -1,59 +1,94 @@
-"""The planning step the node injects into :class:`~vjepa_planner.episode.EpisodeLoop`: latents + state -> action.
+"""The planning step the node runs for :class:`~vjepa_planner.episode.EpisodeLoop`: latents + state -> action.
 
 ROS-free: CEM (``vjepa_core.planning``) over the AC world model (``vjepa_core.inference.WorldModel``) toward the
-goal latent, with the paper's L1 energy. Checks that each latent's token grid matches the predictor.
+goal latent, with the paper's L1 energy. Latents arrive validated (:func:`vjepa_core.msgconv.latent_from_msg`
+against :attr:`LatentPlanner.expected_grid`); the planner still refuses a grid that does not fit the predictor.
+Also here: the id of the encoder a checkpoint's predictor was trained with (what the planner expects latents from).
 """
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Callable
+
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from vjepa_core.checkpoint import CheckpointError, arch_name, model_id, read_checkpoint
+from vjepa_core.config import ConfigError, EncoderConfig
 from vjepa_core.inference import WorldModel
+from vjepa_core.loading import ModelLoadError, resolve_model_config
+from vjepa_core.msgconv import LatentArray
 from vjepa_core.planning import CEMConfig, CEMPlanner
+from vjepa_core.tokens import normalize_tokens
 
-from .episode import PlanOutput
+from .episode import PlanOutput, PlanRequest
 from .safety import SafetyFault
 
-__all__ = ["LatentPlanner"]
+__all__ = ["LatentPlanner", "checkpoint_encoder_id"]
 
 
 class LatentPlanner:
-    """Plans one receding-horizon step from the newest latent toward a goal latent."""
+    """Plans one receding-horizon step from a latent toward a goal latent (called from one thread only)."""
 
-    def __init__(self, world_model: WorldModel, cem: CEMConfig) -> None:
+    def __init__(self, world_model: WorldModel, cem: CEMConfig, grid_hw: tuple[int, int]) -> None:
+        be = world_model.backend
+        h, w = (int(v) for v in grid_hw)
+        if h * w != be.tokens_per_frame:
+            raise ValueError(f"token grid {h}x{w} does not match the predictor's {be.tokens_per_frame} tokens")
         self.world_model = world_model
-        self.planner = CEMPlanner.for_world_model(world_model, cem)
-        self.goal: torch.Tensor | None = None
-        self.device = world_model.backend.device
+        self.cem = CEMPlanner.for_world_model(world_model, cem)
+        self.device = be.device
+        self.expected_grid: tuple[int, int, int] = (h, w, int(be.embed_dim))
+        self._episode: int | None = None
 
-    def tokens(self, grid: np.ndarray, normalized: bool) -> torch.Tensor:
-        """A Latent's [frames, h, w, D] grid -> the predictor's [N, D] context tokens (last frame)."""
-        be = self.world_model.backend
-        if grid.ndim != 4 or grid.shape[1] * grid.shape[2] != be.tokens_per_frame or grid.shape[3] != be.embed_dim:
-            raise SafetyFault(f"latent grid {tuple(grid.shape)} does not match the predictor "
-                              f"({be.tokens_per_frame} tokens x {be.embed_dim} dims per frame)")
-        x = torch.from_numpy(np.ascontiguousarray(grid[-1], dtype=np.float32)).reshape(-1, grid.shape[3])
+    def tokens(self, latent: LatentArray) -> torch.Tensor:
+        """A latent's last frame as the predictor's ``[N, D]`` tokens, layer-normed once when the model wants it."""
+        f, h, w, d = latent.grid
+        if (h, w, d) != self.expected_grid:
+            raise SafetyFault(f"latent grid {f}x{h}x{w}x{d} does not match the predictor's "
+                              f"{'x'.join(str(v) for v in self.expected_grid)} per frame")
+        x = torch.from_numpy(np.ascontiguousarray(latent.tokens[-1], dtype=np.float32)).reshape(h * w, d)
         x = x.to(self.device)
-        if not normalized and self.world_model.normalize:
-            x = F.layer_norm(x, (x.shape[-1],))
+        if not latent.normalized and self.world_model.normalize:
+            x = normalize_tokens(x)
         return x
 
-    def set_goal(self, grid: np.ndarray, normalized: bool) -> None:
-        """Store the goal latent and forget the previous plan (warm start)."""
-        self.goal = self.tokens(grid, normalized)
-        self.planner.reset()
-
     @torch.no_grad()
-    def __call__(self, latent: tuple[np.ndarray, bool], state: np.ndarray) -> PlanOutput:
-        """``plan_fn`` for the episode loop: ``latent`` = (grid, normalized)."""
-        if self.goal is None:
-            raise SafetyFault("no goal latent")
-        ctx = self.tokens(*latent)
-        st = torch.as_tensor(np.asarray(state, dtype=np.float32), device=self.device).reshape(1, 7)
-        result = self.planner.plan(ctx[None], st, self.goal)
-        action = result.actions[0]
-        goal_energy = float(self.planner.objective(ctx[None], self.goal)[0])
-        return PlanOutput(action=action.double().cpu().numpy(), energy=result.energy, goal_energy=goal_energy,
+    def __call__(self, request: PlanRequest, cancel: Callable[[], bool] | None = None) -> PlanOutput:
+        """Plan for ``request``; ``cancel`` (asked between CEM iterations) abandons it early."""
+        t0 = time.perf_counter()
+        if request.episode != self._episode:  # a new goal: forget the last plan, re-seed (reproducible episodes)
+            self.cem.reset()
+            self._episode = request.episode
+        ctx = self.tokens(request.latent)
+        goal = self.tokens(request.goal)
+        st = torch.as_tensor(np.asarray(request.state, dtype=np.float32), device=self.device).reshape(1, 7)
+        result = self.cem.plan(ctx[None], st, goal, cancel=cancel)
+        goal_energy = float(self.cem.objective(ctx[None], goal)[0])
+        return PlanOutput(action=result.actions[0].double().cpu().numpy(), energy=result.energy,
+                          goal_energy=goal_energy, planning_time=time.perf_counter() - t0,
+                          cancelled=result.cancelled,
                           info={"timings_ms": result.timings_ms, "samples": result.samples_evaluated})
+
+
+def checkpoint_encoder_id(checkpoint: str | os.PathLike[str], model_config: str,
+                          digest: str | None = None) -> tuple[str, str]:
+    """``(model id, "")`` of the encoder stored next to the predictor in ``checkpoint``, else ``("", why not)``.
+
+    The id is the one encoder_node publishes for the same checkpoint and ``model_config``
+    (:func:`vjepa_core.checkpoint.model_id`: ``"<arch>@<sha256 prefix>"``). ``digest`` is that sha256 prefix when
+    the caller has it already (e.g. from ``LoadedModel.predictor_id``), so a multi-GB file is not hashed twice.
+    """
+    try:
+        enc_dict, _ = resolve_model_config(model_config, checkpoint)
+        if enc_dict is None:
+            return "", f"model_config {model_config!r} describes no encoder"
+        cfg = EncoderConfig.from_dict(dict(enc_dict))
+        ckpt = read_checkpoint(checkpoint, mmap=True)
+    except (ModelLoadError, CheckpointError, ConfigError, OSError, ValueError) as exc:
+        return "", str(exc)
+    if not any(isinstance(ckpt.get(k), dict) and ckpt[k] for k in ("encoder", "target_encoder")):
+        return "", f"{checkpoint} holds no encoder weights (top-level keys: {sorted(ckpt)})"
+    return (f"{arch_name(cfg)}@{digest}" if digest else model_id(cfg, checkpoint)), ""

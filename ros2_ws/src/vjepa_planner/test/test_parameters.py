@@ -1,0 +1,41 @@
+"""planner_node's declared defaults equal config/planner.yaml value for value (the files the launch files use), the
+Franka names come from vjepa_core.franka, and the shipped parameter files pass the start-up checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vjepa_core import franka
+from vjepa_planner.planner_node import PARAMETERS, check_parameters
+
+ROOT = Path(__file__).resolve().parents[4]
+
+
+def _params(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())["planner_node"]["ros__parameters"]
+
+
+def test_declared_defaults_equal_the_params_file():
+    params = _params(ROOT / "config" / "planner.yaml")
+    assert set(params) == set(PARAMETERS), sorted(set(params) ^ set(PARAMETERS))
+    differ = {k: (params[k], PARAMETERS[k][0]) for k in params if params[k] != PARAMETERS[k][0]}
+    assert not differ, f"config/planner.yaml (left) and PARAMETERS (right) disagree: {differ}"
+
+
+def test_franka_names_come_from_vjepa_core_franka():
+    assert PARAMETERS["ee_pose_topic"][0] == franka.CURRENT_POSE_TOPIC
+    assert PARAMETERS["gripper_state_topic"][0] == franka.GRIPPER_JOINT_STATES_TOPIC
+    assert PARAMETERS["target_topic"][0] == franka.EQUILIBRIUM_POSE_TOPIC
+    assert PARAMETERS["gripper_target"][0] == franka.GRIPPER_ACTION_NAMESPACE
+    assert PARAMETERS["base_frame"][0] == franka.BASE_FRAME
+
+
+@pytest.mark.parametrize("path", ["config/planner.yaml", "config/sim_pipeline/planner.yaml"])
+def test_shipped_params_files_pass_the_start_up_checks(path):
+    params = {name: default for name, (default, _) in PARAMETERS.items()}
+    params.update(_params(ROOT / path))
+    params["checkpoint"] = params["checkpoint"] or "given at launch"
+    check_parameters(params)
