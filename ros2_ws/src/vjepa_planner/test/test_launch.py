@@ -1,0 +1,71 @@
+"""The planner's launch files, evaluated with the real `launch` / `launch_ros` packages: the parameters planner_node
+would get. Issue 14: `device` defaulted to cuda in the launch files, overriding `device: cpu` of the params file, so
+the node died on a machine without a GPU. An argument left empty now keeps the params file's value."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import yaml
+from launch import LaunchContext
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch_ros.actions import Node
+from launch_ros.utilities import evaluate_parameters
+
+ROOT = Path(__file__).resolve().parents[4]
+
+
+def launched_parameters(launch_file: str, node_name: str, **arguments: str) -> dict:
+    """The parameters ``node_name`` would run with: its params files and overrides, layered in order."""
+    spec = importlib.util.spec_from_file_location(Path(launch_file).stem.replace(".", "_"), ROOT / launch_file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    description = module.generate_launch_description()
+    context = LaunchContext()
+    context.launch_configurations.update(arguments)
+    nodes = []
+    for entity in description.entities:
+        if isinstance(entity, DeclareLaunchArgument):
+            entity.execute(context)  # fills in the default of an argument not given
+        elif isinstance(entity, OpaqueFunction):
+            nodes += [e for e in entity.execute(context) or [] if isinstance(e, Node)]
+        elif isinstance(entity, Node):
+            nodes.append(entity)
+    (node,) = [n for n in nodes if n.node_executable == node_name]
+    merged: dict = {}
+    for entry in evaluate_parameters(context, node._Node__parameters):  # launch_ros keeps them private
+        if isinstance(entry, dict):
+            merged.update(entry)
+        else:  # a params file: the block for this node
+            merged.update(yaml.safe_load(Path(entry).read_text())[node_name]["ros__parameters"])
+    return merged
+
+
+@pytest.mark.parametrize("launch_file", ["launch/planner.launch.py", "launch/franka_vjepa.launch.py"])
+def test_device_comes_from_the_params_file_unless_given(launch_file):
+    base = {"checkpoint": "/models/ac.pt", "robot_ip": "172.16.0.2"}
+    params = launched_parameters(launch_file, "planner_node", **base)
+    assert params["device"] == "cpu"  # config/planner.yaml, not a launch-file default
+    assert params["checkpoint"] == "/models/ac.pt"
+    assert params["backend"] == "torch" and params["model_config"] == "vit_giant"
+    assert launched_parameters(launch_file, "planner_node", **base, device="cuda:1")["device"] == "cuda:1"
+
+
+def test_franka_launch_sets_the_encoder_device_the_same_way():
+    base = {"checkpoint": "/models/ac.pt", "robot_ip": "172.16.0.2"}
+    encoder = launched_parameters("launch/franka_vjepa.launch.py", "encoder_node", **base)
+    file_value = yaml.safe_load((ROOT / "config" / "perception.yaml").read_text())["encoder_node"][
+        "ros__parameters"]["device"]
+    assert encoder["device"] == file_value
+    assert launched_parameters("launch/franka_vjepa.launch.py", "encoder_node", **base,
+                               device="cuda")["device"] == "cuda"
+
+
+def test_planner_launch_arguments_override_robot_and_gripper_only_when_given():
+    params = launched_parameters("launch/planner.launch.py", "planner_node", checkpoint="/m.pt")
+    assert (params["robot"], params["gripper"]) == ("franka_impedance", "franka_action")
+    params = launched_parameters("launch/planner.launch.py", "planner_node", checkpoint="/m.pt", robot="crisp",
+                                 gripper="none")
+    assert (params["robot"], params["gripper"]) == ("crisp", "none")
