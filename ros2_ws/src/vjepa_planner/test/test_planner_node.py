@@ -425,6 +425,18 @@ def test_gripper_closedness_comes_from_the_finger_joints_by_name(ros_domain_id):
         g.close()
 
 
+def test_with_sim_time_no_pose_is_refused_before_the_first_clock_message(ros_domain_id):
+    """Sim time reads 0 until /clock arrives: that is no reason to call every pose 'in the future'."""
+    g = Graph(ros_domain_id, with_encoder=False, use_sim_time=True)
+    try:
+        wait_for(lambda: g.planner._pose_obs() is not None, 10, "the planner to take the arm's pose")
+        assert g.planner.get_clock().now().nanoseconds == 0
+        time.sleep(0.3)
+        assert not [s for s in g.statuses if "refused" in s.message]
+    finally:
+        g.close()
+
+
 def test_a_goal_from_another_encoder_is_refused(ros_domain_id):
     g = Graph(ros_domain_id, with_encoder=False)
     try:

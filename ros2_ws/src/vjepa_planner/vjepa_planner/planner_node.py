@@ -257,10 +257,11 @@ class PlannerNode(Node):
         return run
 
     def _stamp(self, header: Any, now: float, what: str) -> float:
-        """A header stamp in seconds (receipt time when unstamped); refuses stamps too far in the future."""
+        """A header stamp in seconds (receipt time when unstamped); refuses stamps too far in the future (unless
+        our clock has not started yet: sim time before the first /clock message reads 0)."""
         stamp = stamp_to_seconds(header.stamp) or now
         ahead = stamp - now
-        if ahead > self.limits.max_future_stamp_s:
+        if now > 0 and ahead > self.limits.max_future_stamp_s:
             raise MessageError(f"{what} stamped {ahead:.2f} s in the future (limit "
                                f"{self.limits.max_future_stamp_s:.2f} s; clock mismatch?)")
         return stamp
