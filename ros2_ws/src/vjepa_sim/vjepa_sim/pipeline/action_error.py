@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .eval import _planner_param, model_files
+from .eval import model_files
 from .settings import Settings, add_common_arguments, load_settings
 
 __all__ = ["action_error", "add_arguments", "run"]
@@ -106,17 +106,16 @@ def action_error(settings: Settings, model_dir: Path, dataset: Path, transitions
     if index is None:
         raise ValueError(f"no dataset at {dataset} (run `vjepa-sim build`)")
     files = model_files(model_dir)
-    torch.set_num_threads(2)
     loaded = load_world_model(files["checkpoint"], files["model_config"], encoder=True, predictor=True,
                               checkpoint_key="target_encoder", backend=backend,
                               export_dir=files["onnx_dir"] if backend != "torch" else None)
     wm = loaded.world_model
     img = loaded.encoder_cfg.img_size
     size = img if isinstance(img, int) else img[0]
-    cem = CEMConfig(samples=int(_planner_param(settings, "cem_samples", 200)),
-                    iterations=int(_planner_param(settings, "cem_iterations", 5)),
-                    topk=int(_planner_param(settings, "cem_topk", 10)), horizon=1,
-                    maxnorm=float(_planner_param(settings, "cem_maxnorm", 0.05)), sample_gripper=False, seed=seed)
+    cem = CEMConfig(samples=int(settings.planner_param("cem_samples", 200)),
+                    iterations=int(settings.planner_param("cem_iterations", 5)),
+                    topk=int(settings.planner_param("cem_topk", 10)), horizon=1,
+                    maxnorm=float(settings.planner_param("cem_maxnorm", 0.05)), sample_gripper=False, seed=seed)
     planner = CEMPlanner.for_world_model(wm, cem)
     # every (episode, t) with a successor in the same episode
     pairs = []

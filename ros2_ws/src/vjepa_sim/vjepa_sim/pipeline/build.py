@@ -1,6 +1,7 @@
-"""``vjepa-sim build``: turn the collected bags into a clip dataset with ``vjepa-dataset build``.
+"""``vjepa-sim build``: turn the collected bags into a clip dataset (what ``vjepa-dataset build`` does).
 
-Runs the project's dataset builder (the same code as the ``vjepa-dataset`` CLI) on ``WORKDIR/bags``: frames on
+Calls the project's dataset builder (``vjepa_training.data.build.build_dataset``, the code behind the
+``vjepa-dataset`` CLI) on ``WORKDIR/bags``: frames on
 a fixed ``fps`` grid, nearest-before states, actions = pose differences, resized to ``image_size``. The
 builder is resumable (bags already in a committed shard are not rebuilt), so re-running after more
 ``collect`` episodes only adds the new ones. The last ``heldout_episodes`` bags (by collect index) go to a
@@ -46,19 +47,17 @@ def build(settings: Settings, quiet: bool = False) -> dict:
 
 
 def _build_one(inputs: list, dataset: Path, b: dict, quiet: bool) -> dict:
-    """One ``vjepa-dataset build`` run (resumable); returns its summary."""
-    from vjepa_training.dataset_cli import main as dataset_main
+    """One dataset build (resumable; the ``vjepa-dataset build`` code); returns its summary, also written to
+    ``dataset/build_summary.json`` for ``vjepa-sim export``'s provenance."""
+    from vjepa_training.data.build import BuildConfig, build_dataset
 
-    summary_path = dataset / "build_summary.json"
-    dataset.mkdir(parents=True, exist_ok=True)
-    argv = ["build", *inputs, "--out", str(dataset), "--fps", str(b["fps"]), "--image-size", str(b["image_size"]),
-            "--summary-json", str(summary_path), "--min-frames", "8"]
-    if quiet:
-        argv.append("--quiet")
-    rc = dataset_main(argv)
-    if rc != 0:
-        raise RuntimeError(f"vjepa-dataset build {dataset} failed with exit code {rc}")
-    return json.loads(summary_path.read_text())
+    cfg = BuildConfig(fps=float(b["fps"]), image_size=int(b["image_size"]), min_frames=8)
+    summary = build_dataset(inputs, dataset, cfg, progress=not quiet)
+    if summary.get("episodes", 0) == 0:
+        raise RuntimeError(f"dataset build {dataset}: no episode built from {len(inputs)} bags "
+                           f"(skipped: {summary.get('skipped', [])[:3]})")
+    (dataset / "build_summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    return summary
 
 
 def run(args: argparse.Namespace) -> int:

@@ -92,7 +92,7 @@ def collect(settings: Settings, episodes: int, episode_seconds: float, out: Path
     ]
     t_start = time.monotonic()
     with NodeGraph(nodes, settings.logs / "collect.log") as graph:
-        rclpy.init()
+        rclpy.init(domain_id=graph.domain_id)  # the graph's domain; our environment stays untouched
         node = rclpy.create_node("vjepa_sim_collect")
         ex = SingleThreadedExecutor()
         ex.add_node(node)

@@ -118,7 +118,7 @@ class _Experimenter:
         from vjepa_interfaces.srv import RenderGoal, ResetSim, SetGoal
 
         self.graph = graph
-        rclpy.init()
+        rclpy.init(domain_id=graph.domain_id)  # the graph's domain; our environment stays untouched
         self.node = rclpy.create_node("vjepa_sim_eval")
         self.lock = threading.Lock()
         self.pose: np.ndarray | None = None

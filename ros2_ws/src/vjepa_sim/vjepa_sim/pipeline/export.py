@@ -38,7 +38,8 @@ def _last_metrics(run: Path) -> dict:
     path = run / "metrics.csv"
     if not path.is_file():
         return {}
-    rows = list(csv.DictReader(path.open()))
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
     if not rows:
         return {}
     keep = ("step", "loss", "loss_tf", "loss_rollout", "target_std")
@@ -47,8 +48,6 @@ def _last_metrics(run: Path) -> dict:
 
 def export_model(settings: Settings, out: Path) -> dict:
     """Write the model directory ``out`` from the post-training run; returns ``model.json``'s content."""
-    import torch
-
     from vjepa_core.checkpoint import load_official, read_checkpoint, save
     from vjepa_core.export import export_onnx
 
@@ -65,7 +64,6 @@ def export_model(settings: Settings, out: Path) -> dict:
     del raw
     encoder, predictor = load_official(ckpt, enc_cfg, pred_cfg, encoder_key="target_encoder")
     out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(2)
     path = save(out / CHECKPOINT_NAME, encoder.eval(), predictor.eval(), epoch=0)
     config = {"encoder": encoder.cfg.to_dict(), "predictor": predictor.cfg.to_dict()}
     (out / "config.json").write_text(json.dumps(config, indent=1))

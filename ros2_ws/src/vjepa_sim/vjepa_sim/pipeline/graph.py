@@ -59,9 +59,12 @@ class NodeGraph:
     def __enter__(self) -> NodeGraph:
         from vjepa_core.runner import Runner
 
-        os.environ["ROS_DOMAIN_ID"] = str(self.domain_id)
-        os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-        os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+        # the nodes get the graph's domain in their own environment; this process joins it through
+        # rclpy.init(domain_id=graph.domain_id) and keeps its own environment untouched
+        for spec in self.specs:
+            spec.env = {"ROS_DOMAIN_ID": str(self.domain_id),
+                        "ROS_AUTOMATIC_DISCOVERY_RANGE": os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST"),
+                        "RMW_IMPLEMENTATION": os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp"), **spec.env}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 (closed in __exit__)
         log = self._log

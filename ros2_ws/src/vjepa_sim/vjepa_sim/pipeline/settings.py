@@ -114,7 +114,16 @@ class Settings:
         return config_from_ros_params(params)
 
     def section(self, name: str) -> dict:
+        """One stage's settings (``collect``, ``build``, ``pretrain``, ``posttrain``, ``export``, ``eval``)."""
         return self.data[name]
+
+    def planner_param(self, name: str, default: Any) -> Any:
+        """A value from the evaluation's planner params file (``eval.planner_params``), e.g. ``cem_maxnorm``
+        (the random baseline and the offline action-error use the planner's own settings)."""
+        import yaml
+
+        doc = yaml.safe_load(self.path(self.section("eval")["planner_params"]).read_text()) or {}
+        return ((doc.get("planner_node") or {}).get("ros__parameters") or {}).get(name, default)
 
 
 def load_settings(path: str | None = None, workdir: str | None = None) -> Settings:
@@ -143,3 +152,5 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pipeline settings (default config/sim_pipeline/pipeline.yaml)")
     parser.add_argument("--workdir", metavar="DIR", default=None,
                         help="stage outputs directory (default: the settings' workdir, runs/sim_pipeline)")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="torch CPU threads of this process (default 2; 0 = torch's default)")

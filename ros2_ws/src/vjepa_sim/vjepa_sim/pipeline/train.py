@@ -2,12 +2,13 @@
 
 - ``pretrain``: ``vjepa-train pretrain`` (V-JEPA 2 mask-denoising, EMA target) of a small encoder on the sim
   video in ``WORKDIR/dataset``, from scratch: no downloaded weights.
-- ``posttrain``: caches the frozen encoder's latents (``vjepa-dataset encode``, EMA ``target_encoder``), then
-  ``vjepa-train posttrain`` (V-JEPA 2-AC: teacher forcing + 2-step rollout) of the action-conditioned predictor.
+- ``posttrain``: caches the frozen encoder's latents (what ``vjepa-dataset encode`` does, EMA
+  ``target_encoder``), then ``vjepa-train posttrain`` (V-JEPA 2-AC: teacher forcing + 2-step rollout) of the
+  action-conditioned predictor.
 
-Both are the project's training CLIs called in-process with the config from ``config/train/sim_*.yaml`` and
-the pipeline's paths; both resume from ``latest.pt`` when re-run (the CLIs' own resume), and the latent cache
-is resumable per shard.
+Both call the training package's Python API (the same functions as the CLIs) with the config from
+``config/train/sim_*.yaml`` and the pipeline's paths set on the config objects; both resume from ``latest.pt``
+when re-run, and the latent cache is resumable per shard.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from .settings import Settings, add_common_arguments, load_settings
@@ -36,17 +38,26 @@ add_arguments_pretrain = _train_arguments
 add_arguments_posttrain = _train_arguments
 
 
-def _train(kind: str, config: Path, out: Path, overrides: list, max_steps: int | None) -> None:
-    from vjepa_training.train_cli import main as train_main
+def _train(kind: str, config: Path, out: Path, dataset: Path, overrides: list, max_steps: int | None,
+           model: dict | None = None) -> dict:
+    """Load ``config`` (plus the user's ``--set`` overrides), point it at the pipeline's dataset and run
+    directory, and run the training in-process (resumes from ``out/latest.pt``). Returns its summary."""
+    from vjepa_training.train.config import PosttrainConfig, PretrainConfig, SourceConfig, load_config
 
-    argv = [kind, "--config", str(config), "--out", str(out)]
-    for o in overrides:
-        argv += ["--set", o]
+    cls = PretrainConfig if kind == "pretrain" else PosttrainConfig
+    cfg = load_config(config, cls, list(overrides))
+    data = replace(cfg.data, sources=[SourceConfig(kind="shards", path=str(dataset))])
+    changes: dict = {"out": str(out), "data": data}
     if max_steps is not None:
-        argv += ["--max-steps", str(max_steps)]
-    rc = train_main(argv)
-    if rc:
-        raise RuntimeError(f"vjepa-train {kind} failed with exit code {rc}")
+        changes["max_steps"] = max_steps
+    if model:
+        changes["model"] = replace(cfg.model, **model)
+    cfg = replace(cfg, **changes)  # __post_init__ validates the combined config again
+    if kind == "pretrain":
+        from vjepa_training.train.pretrain import main as run_task
+    else:
+        from vjepa_training.train.posttrain import main as run_task
+    return run_task(cfg)
 
 
 def pretrain(settings: Settings, max_steps: int | None = None, overrides: list | None = None) -> Path:
@@ -55,8 +66,8 @@ def pretrain(settings: Settings, max_steps: int | None = None, overrides: list |
     if not (dataset / "index.json").is_file():
         raise ValueError(f"no dataset at {dataset} (run `vjepa-sim build` first)")
     run = settings.pretrain_run
-    _train("pretrain", settings.path(settings.section("pretrain")["config"]), run,
-           [f"data.sources=[{{kind: shards, path: '{dataset}'}}]", *(overrides or [])], max_steps)
+    _train("pretrain", settings.path(settings.section("pretrain")["config"]), run, dataset, overrides or [],
+           max_steps)
     return run
 
 
@@ -70,29 +81,21 @@ def encoder_config_path(settings: Settings) -> Path:
 
 def posttrain(settings: Settings, max_steps: int | None = None, overrides: list | None = None) -> Path:
     """Cache latents of the frozen pretrained encoder, then post-train the AC predictor (resumes)."""
-    import yaml
-
-    from vjepa_training.dataset_cli import main as dataset_main
+    from vjepa_training.data.latents import encode_dataset, encoder_from_checkpoint
 
     ckpt = settings.pretrain_run / "latest.pt"
     if not ckpt.is_file():
         raise ValueError(f"{ckpt} missing: run `vjepa-sim pretrain` first")
-    enc_json = encoder_config_path(settings)
+    encoder = json.loads(encoder_config_path(settings).read_text())
+    encoder = encoder.get("encoder", encoder)
     dataset = settings.dataset
     t0 = time.monotonic()
-    rc = dataset_main(["encode", str(dataset), "--checkpoint", str(ckpt), "--encoder", str(enc_json),
-                       "--encoder-key", "target_encoder", "--batch-size", "64", "--quiet"])
-    if rc:
-        raise RuntimeError(f"vjepa-dataset encode failed with exit code {rc}")
+    encode_fn, identity = encoder_from_checkpoint(ckpt, encoder, encoder_key="target_encoder")
+    encode_dataset(dataset, encode_fn, identity, batch_size=64, progress=False)
     print(f"posttrain: latent cache ready in {time.monotonic() - t0:.0f} s")
-    encoder = json.loads(enc_json.read_text())
-    encoder = encoder.get("encoder", encoder)
     run = settings.posttrain_run
-    _train("posttrain", settings.path(settings.section("posttrain")["config"]), run,
-           [f"data.sources=[{{kind: shards, path: '{dataset}'}}]", f"model.encoder_checkpoint={ckpt}",
-            # YAML, not JSON: the CLI parses values as YAML, where JSON's 1e-06 would be a string
-            f"model.encoder={yaml.safe_dump(encoder, default_flow_style=True).strip()}", *(overrides or [])],
-           max_steps)
+    _train("posttrain", settings.path(settings.section("posttrain")["config"]), run, dataset, overrides or [],
+           max_steps, model={"encoder_checkpoint": str(ckpt), "encoder": encoder, "encoder_key": "target_encoder"})
     return run
 
 
