@@ -26,7 +26,7 @@ from vjepa_core.config import EncoderConfig
 from vjepa_core.imgmsg import rgb_to_image_fields
 from vjepa_core.msgconv import fill_latent_msg, fill_pose_msg, pose_state_from_msg
 from vjepa_interfaces.msg import Latent, PlanStatus
-from vjepa_interfaces.srv import SetGoal
+from vjepa_interfaces.srv import EncodeImage, SetGoal
 from vjepa_perception.encoder_node import EncoderNode
 from vjepa_planner.planner_node import PlannerNode
 
@@ -351,6 +351,29 @@ def test_malformed_messages_are_refused_and_the_episode_goes_on(ros_domain_id):
         for target in g.arm.targets:
             assert np.all(np.abs(target[:3] - prev[:3]) <= 0.05 + 1e-6) and np.all(np.isfinite(target))
             prev = target
+    finally:
+        g.close()
+
+
+def test_an_unusable_answer_of_the_encode_service_is_refused(ros_domain_id):
+    """~/set_goal validates the encoder's latent like any other: a 16-token grid shaped 2x8 is refused."""
+    g = Graph(ros_domain_id, with_encoder=False, encode_service="/bad_encoder/encode")
+
+    def encode(_request, response):
+        response.success = True
+        response.latent = g.latent(shape=(1, 2, 8, 96))
+        return response
+
+    g.probe.create_service(EncodeImage, "/bad_encoder/encode", encode)
+    try:
+        g.feed_latents()
+        goal = Image(**rgb_to_image_fields(render(HOME)))
+        res = g.call(SetGoal, "/planner_node/set_goal", SetGoal.Request(image=goal, start=True))
+        assert not res.success and "token grid 2x8x96 per frame, expected 4x4x96" in res.message, res.message
+        wait_for(lambda: any("goal refused: the encoder's latent is unusable" in s.message for s in g.statuses), 10,
+                 "the refusal on ~/status")
+        time.sleep(0.5)
+        assert not g.arm.targets and all(s.episode == 0 for s in g.statuses)
     finally:
         g.close()
 
