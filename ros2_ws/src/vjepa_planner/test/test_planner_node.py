@@ -379,34 +379,41 @@ def test_an_unusable_answer_of_the_encode_service_is_refused(ros_domain_id):
 
 
 def test_stop_answers_at_once_during_a_slow_plan_and_the_plan_is_never_sent(ros_domain_id):
-    """Issue 14: ~/stop waited for the plan in progress, then that plan's target was sent after the stop, and the
-    hold went to the pose from before the plan. Now: the answer comes within 100 ms, the hold is at the newest
-    pose and the abandoned plan never reaches the arm."""
+    """Issue 14: ~/stop waited for the plan in progress (seconds), then that plan's target was sent after the stop,
+    and the hold went to the pose from before the plan. Now: the answer comes at once (median of three stops under
+    100 ms; each far below the plan time even on a loaded machine), the hold is at the newest pose, and the
+    abandoned plan is cancelled and never reaches the arm."""
     g = Graph(ros_domain_id, with_encoder=False, **SLOW_PLAN)
     try:
         stop = g.client(Trigger, "/planner_node/stop")
         g.feed_latents()
-        time.sleep(0.5)  # the planner has a pose and a latent: the goal starts a plan at once
-        g.goal_pub.publish(g.latent())
-        wait_for(lambda: g.planner.loop.state == PlanStatus.STATE_PLANNING, 30, "the goal")
-        time.sleep(0.3)
-        g.arm.push([0.02, -0.01, 0.0, 0, 0, 0, 0])  # the arm moves while the plan runs
-        pushed = g.arm.state.copy()
-        time.sleep(0.3)  # the pushed pose reaches the planner (poses at 50 Hz)
-        assert not g.arm.targets and not g.statuses, "the plan finished too early for this test"
-        answer = threading.Event()
-        t0 = time.monotonic()
-        future = stop.call_async(Trigger.Request())
-        future.add_done_callback(lambda _f: answer.set())
-        assert answer.wait(10), "no answer to ~/stop"
-        answered = time.monotonic() - t0
-        assert future.result().success and answered < 0.1, f"stop took {answered * 1e3:.0f} ms"
-        wait_for(lambda: len(g.arm.targets) == 1, 5, "the hold")
-        np.testing.assert_allclose(g.arm.targets[0][:3], pushed[:3], atol=1e-6)  # the newest pose
-        wait_for(lambda: g.planner.plan_in_flight is None, 1.0, "the plan to be cancelled")
+        time.sleep(0.5)  # the planner has a pose and a latent: a goal starts a plan at once
+        answers = []
+        for episode in (1, 2, 3):
+            sent = len(g.arm.targets)
+            g.goal_pub.publish(g.latent())
+            wait_for(lambda episode=episode: g.planner.loop.episode == episode
+                     and g.planner.loop.state == PlanStatus.STATE_PLANNING, 30, f"goal {episode}")
+            time.sleep(0.3)
+            g.arm.push([0.02, -0.01, 0.0, 0, 0, 0, 0])  # the arm moves while the plan runs
+            pushed = g.arm.state.copy()
+            time.sleep(0.3)  # the pushed pose reaches the planner (poses at 50 Hz)
+            assert len(g.arm.targets) == sent, "the plan finished too early for this test"
+            answer = threading.Event()
+            t0 = time.monotonic()
+            future = stop.call_async(Trigger.Request())
+            future.add_done_callback(lambda _f, answer=answer: answer.set())
+            assert answer.wait(10) and future.result().success, "no answer to ~/stop"
+            answers.append(time.monotonic() - t0)
+            assert answers[-1] < 0.5, f"stop answered after {answers[-1] * 1e3:.0f} ms (the plan takes seconds)"
+            wait_for(lambda sent=sent: len(g.arm.targets) == sent + 1, 5, "the hold")
+            np.testing.assert_allclose(g.arm.targets[-1][:3], pushed[:3], atol=1e-6)  # the newest pose
+            wait_for(lambda: g.planner.plan_in_flight is None, 1.0, "the plan to be cancelled")
         time.sleep(0.5)
-        assert len(g.arm.targets) == 1, "the plan made before the stop was sent after it"
+        assert len(g.arm.targets) == 3, "a plan made before a stop was sent after it"
         assert not g.executing() and g.statuses[-1].state == PlanStatus.STATE_STOPPED
+        ms = [round(a * 1e3) for a in answers]
+        assert max(answers) < 0.5 and sorted(answers)[1] < 0.1, f"stop answered after {ms} ms"
     finally:
         g.close()
 
