@@ -20,6 +20,15 @@ from vjepa_core.preprocessing import (
 )
 
 
+def test_imagenet_constants_are_the_references():
+    """preprocessing.py is the one definition (training imports it): the values V-JEPA 2 was trained with."""
+    import vjepa_core.preprocessing as pre
+
+    assert {"IMAGENET_MEAN", "IMAGENET_STD"} <= set(pre.__all__)
+    assert IMAGENET_MEAN == (0.485, 0.456, 0.406)
+    assert IMAGENET_STD == (0.229, 0.224, 0.225)
+
+
 def test_constant_frame_normalised():
     frame = np.full((100, 150, 3), 255, dtype=np.uint8)
     for crop in ("center", "eval", "resize"):

@@ -30,6 +30,8 @@ __all__ = [
     "preprocess_frames",
 ]
 
+# The one definition of the pixel statistics V-JEPA 2 was trained with (RGB, [0, 1] scale); training and every
+# other consumer import them from here.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CROP_POLICIES = ("center", "eval", "resize")

@@ -1,9 +1,12 @@
-"""encoder_node in a real rclpy graph over Fast DDS: images in, latents out, bad input, bursts, the service."""
+"""encoder_node in a real rclpy graph over Fast DDS: images in, latents out, bad input, bursts, the service,
+encode failures in /diagnostics; and the node's executable as a real process: start-up refusals and signals."""
 
 from __future__ import annotations
 
 import io
 import json
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -15,31 +18,45 @@ import pytest
 import rclpy
 import torch
 import torch.nn.functional as F
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from PIL import Image as PILImage
 from rcl_interfaces.msg import Log
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 
 from vjepa_core.checkpoint import load_official
 from vjepa_core.imgmsg import SUPPORTED_ENCODINGS, rgb_to_image_fields
-from vjepa_core.preprocessing import preprocess_frame
+from vjepa_core.preprocessing import preprocess_clip, preprocess_frame
 from vjepa_interfaces.msg import Latent
 from vjepa_interfaces.srv import EncodeImage
-from vjepa_perception.encoder_node import EncoderNode
+from vjepa_perception.encoder_node import DrainingExecutor, EncoderNode
 
-FIXTURE = Path(__file__).resolve().parents[4] / "tests" / "fixtures" / "parity_tiny_a"
+ROOT = Path(__file__).resolve().parents[4]
+FIXTURE = ROOT / "tests" / "fixtures" / "parity_tiny_a"
+# an export of another model (96 px, 64-wide tokens): its graphs cannot take the 64 px frames FIXTURE's encoder uses
+OTHER_MODEL_ONNX = ROOT / "models" / "sim_reach" / "onnx"
+INSTALLED_EXECUTABLE = ROOT / "ros2_ws" / "install" / "vjepa_perception" / "lib" / "vjepa_perception" / "encoder_node"
 RNG = np.random.default_rng(0)
+
+
+def reference_encoder() -> torch.nn.Module:
+    cfg = json.loads((FIXTURE / "config.json").read_text())
+    return load_official(FIXTURE / "checkpoint.pt", cfg["encoder"])[0]
 
 
 def reference_tokens(rgb: np.ndarray) -> np.ndarray:
     """The expected latent, computed without the node or the inference backends."""
-    cfg = json.loads((FIXTURE / "config.json").read_text())
-    encoder, _ = load_official(FIXTURE / "checkpoint.pt", cfg["encoder"])
     with torch.no_grad():
-        out = encoder(preprocess_frame(rgb, size=64)[None])
+        out = reference_encoder()(preprocess_frame(rgb, size=64)[None])
+    return F.layer_norm(out, (out.shape[-1],))[0].numpy()
+
+
+def reference_clip_tokens(frames: np.ndarray) -> np.ndarray:
+    """The expected latent of a clip ``[T, H, W, 3]``: the encoder over the video, layer-normed once."""
+    with torch.no_grad():
+        out = reference_encoder()(preprocess_clip(frames, size=64)[None])
     return F.layer_norm(out, (out.shape[-1],))[0].numpy()
 
 
@@ -63,13 +80,37 @@ class Graph:
         self.image_pub = self.probe.create_publisher(Image, "/camera/image_raw", qos_profile_sensor_data)
         self.compressed_pub = self.probe.create_publisher(CompressedImage, "/camera/image_raw/compressed",
                                                           qos_profile_sensor_data)
-        self.executor = MultiThreadedExecutor(num_threads=3, context=self.context)
+        self.executor = DrainingExecutor(num_threads=3, context=self.context)
         self.executor.add_node(self.node)
         self.executor.add_node(self.probe)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.spin, daemon=True)
         self.thread.start()
         self.wait(lambda: (self.image_pub.get_subscription_count() + self.compressed_pub.get_subscription_count())
                   > 0 and self.probe.count_publishers("/vjepa/latent") > 0, 10, "discovery")
+
+    def spin(self):
+        while not self.stop.is_set() and self.context.ok():
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def diag_values(self, diag):
+        return {kv.key: kv.value for kv in diag.status[0].values}
+
+    def wait_for_diag(self, cond, timeout, what):
+        """The first /diagnostics status published after now that satisfies ``cond(status, values)``."""
+        seen = len(self.diags)
+        found = []
+
+        def check():
+            for d in self.diags[seen:]:
+                st = d.status[0]
+                if st.hardware_id == self.node.model_id and cond(st, self.diag_values(d)):
+                    found.append(d)
+                    return True
+            return False
+
+        self.wait(check, timeout, what)
+        return found[0].status[0], self.diag_values(found[0])
 
     def wait(self, cond, timeout, what):
         deadline = time.monotonic() + timeout
@@ -87,11 +128,12 @@ class Graph:
         return msg
 
     def close(self):
+        self.stop.set()
+        self.thread.join(5)
         self.executor.shutdown()
         self.node.destroy_node()
         self.probe.destroy_node()
         rclpy.shutdown(context=self.context)
-        self.thread.join(5)
 
 
 @pytest.fixture
@@ -105,10 +147,10 @@ def as_grid(msg: Latent) -> np.ndarray:
     return np.asarray(msg.data, dtype=np.float32).reshape(msg.frames, msg.height, msg.width, msg.dim)
 
 
-@pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "rgba8", "bgra8", "mono8"])
+@pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "rgba8", "bgra8", "mono8", "8UC3", "mono16"])
 def test_each_encoding_gives_the_reference_latent(graph, encoding):
     rgb = RNG.integers(0, 256, size=(48, 80, 3), dtype=np.uint8)  # any size: resized/cropped to 64
-    if encoding == "mono8":
+    if encoding.startswith("mono"):
         rgb = np.repeat(rgb[:, :, :1], 3, axis=2)
     graph.image_pub.publish(graph.image(rgb, encoding, stamp=(42, 99), frame_id="exterior_1"))
     graph.wait(lambda: graph.latents, 20, "a latent")
@@ -158,6 +200,9 @@ def test_bad_frames_are_dropped_with_warnings_and_valid_frames_still_served(grap
     for msg in bad:
         graph.image_pub.publish(msg)
         time.sleep(0.15)
+    # every recent frame was unusable: /diagnostics must not say OK
+    status, values = graph.wait_for_diag(lambda st, v: v["invalid_frames"] == "4", 10, "4 invalid frames counted")
+    assert status.level == DiagnosticStatus.ERROR and "4 invalid" in status.message, status
     graph.image_pub.publish(graph.image(rgb, stamp=(9, 0)))
     graph.wait(lambda: graph.latents, 20, "the valid frame's latent")
     time.sleep(0.3)
@@ -223,23 +268,138 @@ def test_encode_service_matches_topic_path(graph):
     res = future.result()
     assert res.success, res.message
     assert np.array_equal(np.asarray(res.latent.data), np.asarray(graph.latents[0].data))
-    bad = client.call_async(EncodeImage.Request(image=graph.image(rgb, encoding="16UC1")))
+    bad = client.call_async(EncodeImage.Request(image=graph.image(rgb, encoding="32FC1")))
     graph.wait(bad.done, 20, "the encode service (bad image)")
     assert not bad.result().success and "unsupported" in bad.result().message
 
 
+def test_every_frame_failing_to_encode_is_an_error_in_diagnostics(ros_domain_id):
+    """The backend refuses every frame (an ONNX export of another model, whose graph takes 96 px frames where this
+    checkpoint's preprocessing makes 64 px ones): /diagnostics grades it ERROR with the count and the reason, no
+    latent is published, and ~/encode answers with the error instead of taking the node down."""
+    g = Graph(ros_domain_id, backend="onnxruntime", onnx_dir=str(OTHER_MODEL_ONNX))
+    try:
+        rgb = RNG.integers(0, 256, size=(64, 64, 3), dtype=np.uint8)
+        for i in range(3):
+            g.image_pub.publish(g.image(rgb, stamp=(i, 0)))
+            time.sleep(0.15)
+        status, values = g.wait_for_diag(lambda st, v: int(v.get("encode_failures", 0)) >= 3, 20,
+                                         "3 encode failures in /diagnostics")
+        assert status.level == DiagnosticStatus.ERROR, status
+        assert "failed to encode" in status.message and "ShapeMismatchError" in status.message, status.message
+        assert "encoder graph expects" in values["last_encode_error"], values
+        assert values["published"] == "0" and not g.latents
+        assert any("failed to encode a frame" in m for m in g.logs)
+
+        client = g.probe.create_client(EncodeImage, "/encoder_node/encode")
+        assert client.wait_for_service(timeout_sec=10)
+        future = client.call_async(EncodeImage.Request(image=g.image(rgb)))
+        g.wait(future.done, 20, "the encode service")
+        assert not future.result().success and "encoder graph expects" in future.result().message
+        n = int(values["encode_failures"])
+        g.wait_for_diag(lambda st, v: int(v["encode_failures"]) > n, 10, "the service's failure counted")
+    finally:
+        g.close()
+
+
+def test_a_clip_failing_to_encode_is_a_warning_and_clips_match_the_reference(ros_domain_id):
+    """frames_per_clip=2: when the camera changes resolution, the clip holding a frame of each size cannot be
+    encoded. That failure is counted and graded WARN while the next clip encodes, layer-normed once, to the
+    reference latent."""
+    g = Graph(ros_domain_id, frames_per_clip=2)
+    try:
+        large = [RNG.integers(0, 256, size=(64, 64, 3), dtype=np.uint8) for _ in range(2)]
+        small = [RNG.integers(0, 256, size=(48, 48, 3), dtype=np.uint8) for _ in range(2)]
+        for i, rgb in enumerate(large):
+            g.image_pub.publish(g.image(rgb, stamp=(i, 0)))
+            time.sleep(0.2)
+        g.wait(lambda: g.latents, 20, "the first clip's latent")
+        assert np.abs(as_grid(g.latents[0]).reshape(16, 96) - reference_clip_tokens(np.stack(large))).max() < 1e-4
+        g.image_pub.publish(g.image(small[0], stamp=(10, 0)))  # the clip [large, small] cannot be stacked
+        g.wait(lambda: g.node._stats["failed"] == 1, 10, "the mixed clip's failure")
+        g.image_pub.publish(g.image(small[1], stamp=(11, 0)))
+        g.wait(lambda: len(g.latents) == 2, 20, "the next clip's latent")
+        assert g.latents[1].header.stamp.sec == 11
+        assert np.abs(as_grid(g.latents[1]).reshape(16, 96) - reference_clip_tokens(np.stack(small))).max() < 1e-4
+        status, values = g.wait_for_diag(lambda st, v: v["published"] == "2", 5, "diagnostics after the clip")
+        assert status.level == DiagnosticStatus.WARN, status
+        assert "1 failed to encode" in status.message and "gave no latent" in status.message, status.message
+        assert values["encode_failures"] == "1" and "same shape" in values["last_encode_error"], values
+    finally:
+        g.close()
+
+
+def node_command(how: str) -> list[str]:
+    """The encoder node's executable: the installed console script (as `ros2 run` starts it) or the module."""
+    if how == "installed":
+        assert INSTALLED_EXECUTABLE.is_file(), f"{INSTALLED_EXECUTABLE} missing: build the workspace (make setup)"
+        return [str(INSTALLED_EXECUTABLE)]
+    return [sys.executable, "-m", "vjepa_perception.encoder_node"]
+
+
+FIXTURE_PARAMS = ["-p", f"checkpoint:={FIXTURE / 'checkpoint.pt'}", "-p", f"model_config:={FIXTURE / 'config.json'}"]
+
+
 @pytest.mark.parametrize(
-    ("params", "needle"),
+    ("how", "params", "needle"),
     [
-        (["-p", "checkpoint:=/nonexistent/model.pt"], "does not exist"),
-        (["-p", f"checkpoint:={FIXTURE / 'checkpoint.pt'}", "-p", "model_config:=vit_large"], "shape"),
-        (["-p", f"checkpoint:={FIXTURE / 'config.json'}", "-p", f"model_config:={FIXTURE / 'config.json'}"],
+        ("installed", ["-p", "checkpoint:=/nonexistent/model.pt"], "does not exist"),
+        ("module", ["-p", f"checkpoint:={FIXTURE / 'checkpoint.pt'}", "-p", "model_config:=vit_large"], "shape"),
+        ("module", ["-p", f"checkpoint:={FIXTURE / 'config.json'}", "-p", f"model_config:={FIXTURE / 'config.json'}"],
          "not a"),
-        ([], "checkpoint is required"),
+        ("module", [], "checkpoint is required"),
+        ("module", [*FIXTURE_PARAMS, "-p", "max_rate_hz:=0.0"], "max_rate_hz must be > 0"),
+        ("module", [*FIXTURE_PARAMS, "-p", "frames_per_clip:=3"], "multiple of the tubelet size 2"),
     ],
 )
-def test_bad_checkpoint_refuses_to_start(params, needle, ros_domain_id):
-    result = subprocess.run([sys.executable, "-m", "vjepa_perception.encoder_node", "--ros-args", *params],
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 1
-    assert "cannot start" in result.stderr and needle in result.stderr, result.stderr
+def test_start_failure_is_one_fatal_line_and_exit_1(how, params, needle, ros_domain_id):
+    result = subprocess.run([*node_command(how), "--ros-args", *params], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in result.stderr, result.stderr
+    assert lines and lines[-1].startswith("[FATAL]"), result.stderr
+    assert "cannot start" in lines[-1] and needle in lines[-1], result.stderr
+    assert all(line.startswith("[INFO]") for line in lines[:-1]), result.stderr
+
+
+@pytest.mark.parametrize(("sig", "how"), [(signal.SIGINT, "module"), (signal.SIGTERM, "installed")])
+def test_signal_while_encoding_stops_cleanly(sig, how, ros_domain_id):
+    """SIGINT / SIGTERM while camera frames stream in: the worker is stopped and joined before the context goes
+    away, so the process exits 0 and its stderr holds nothing but its start-up log lines. At 2 Hz with frames
+    streaming at ~200 Hz the worker always holds a frame (waiting for its slot or encoding) when the signal comes."""
+    proc = subprocess.Popen([*node_command(how), "--ros-args", *FIXTURE_PARAMS, "-p", "max_rate_hz:=2.0",
+                             "-p", "diagnostics_period_s:=0.05"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, env=os.environ.copy())
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=ros_domain_id)
+    node = rclpy.create_node("camera", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    try:
+        latents: list[Latent] = []
+        node.create_subscription(Latent, "/vjepa/latent", latents.append, 10)
+        pub = node.create_publisher(Image, "/camera/image_raw", qos_profile_sensor_data)
+        frame = Image(**rgb_to_image_fields(RNG.integers(0, 256, size=(64, 64, 3), dtype=np.uint8)))
+        deadline = time.monotonic() + 90
+        while len(latents) < 2:
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "no latents from the encoder_node process"
+            pub.publish(frame)
+            executor.spin_once(timeout_sec=0.005)
+        proc.send_signal(sig)
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end:  # keep the worker busy while the node shuts down
+            pub.publish(frame)
+            executor.spin_once(timeout_sec=0.005)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+    assert proc.returncode == 0, stderr
+    for needle in ("Traceback", "context is invalid", "never retrieved", "Failed to publish"):
+        assert needle not in stderr, stderr
+    assert all(line.startswith("[INFO]") for line in stderr.splitlines() if line.strip()), stderr

@@ -3,7 +3,9 @@
 ``frames_per_clip == 1`` (the planner's path, as V-JEPA 2-AC does it): every camera frame is encoded on its
 own, repeated into one tubelet, giving a [1, h, w, D] grid. ``frames_per_clip > 1`` (video features): the last
 ``frames_per_clip`` frames form a clip, giving [frames_per_clip / tubelet, h, w, D]. Tokens are layer-normed when
-the model was loaded with ``normalize=True`` (the AC predictor consumes normalized latents).
+the model was loaded with ``normalize=True`` (the AC predictor consumes normalized latents): by
+``WorldModel.encode`` for single frames; clips come raw from the backend's ``encode_clip`` and get the one token
+norm of :func:`vjepa_core.tokens.normalize_tokens`, once.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from vjepa_core.loading import LoadedModel
 from vjepa_core.preprocessing import CROP_POLICIES, preprocess_clip, preprocess_frames
+from vjepa_core.tokens import normalize_tokens
 
 __all__ = ["EncodedFrame", "FrameEncoder"]
 
@@ -42,8 +44,9 @@ class FrameEncoder:
         if frames_per_clip < 1 or (frames_per_clip > 1 and frames_per_clip % cfg.tubelet_size):
             raise ValueError(f"frames_per_clip must be 1 or a multiple of the tubelet size {cfg.tubelet_size}, "
                              f"got {frames_per_clip}")
-        if frames_per_clip > 1 and getattr(model.world_model.backend, "encoder", None) is None:
-            raise ValueError("frames_per_clip > 1 (video clips) needs the torch backend")
+        if frames_per_clip > 1 and not model.world_model.backend.supports_clips:
+            raise ValueError(f"frames_per_clip > 1 (video clips) needs the torch backend, not "
+                             f"{model.world_model.backend.name!r}")
         self.model = model
         self.cfg = cfg
         self.crop = crop
@@ -75,10 +78,9 @@ class FrameEncoder:
     def _encode_clip(self, frames: np.ndarray) -> EncodedFrame:
         t0 = time.perf_counter()
         wm = self.model.world_model
-        encoder = wm.backend.encoder
-        x = preprocess_clip(frames, self.size, self.crop)[None].to(wm.backend.device)  # [1, 3, T, S, S]
-        tokens = encoder(x)  # [1, T/t * h * w, D]
+        x = preprocess_clip(frames, self.size, self.crop)[None]  # [1, 3, T, S, S]
+        tokens = wm.backend.encode_clip(x)  # [1, T/t * h * w, D], raw
         if wm.normalize:
-            tokens = F.layer_norm(tokens, (tokens.shape[-1],))
+            tokens = normalize_tokens(tokens)
         out = tokens.float().cpu().numpy().reshape(self.grid)
         return EncodedFrame(np.ascontiguousarray(out, dtype=np.float32), time.perf_counter() - t0)

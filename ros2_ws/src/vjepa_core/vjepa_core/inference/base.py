@@ -1,9 +1,12 @@
 """The small interface every inference backend implements, and its error types.
 
-A backend turns frames into tokens (``encode``) and runs the AC predictor over a fixed number of frames
-(``predict``). Backends that can also run one frame against cached keys/values (``predict_step``) let
-:class:`vjepa_core.inference.world_model.WorldModel` roll out horizons > 1 without re-running earlier
-frames; the others fall back to the reference's whole-sequence recompute.
+A backend turns frames into tokens (``encode``), optionally whole video clips (``encode_clip``, where
+consecutive frames share tubelets), and runs the AC predictor over a fixed number of frames (``predict``).
+Backends return raw encoder tokens: the layer norm the AC predictor expects is applied once, by the caller that
+owns ``normalize`` (:class:`~vjepa_core.inference.world_model.WorldModel`), with
+:func:`vjepa_core.tokens.normalize_tokens`. Backends that can also run one frame against cached keys/values
+(``predict_step``) let :class:`vjepa_core.inference.world_model.WorldModel` roll out horizons > 1 without
+re-running earlier frames; the others fall back to the reference's whole-sequence recompute.
 """
 
 from __future__ import annotations
@@ -36,10 +39,12 @@ class InferenceBackend:
         tokens_per_frame: patch tokens per latent frame (h*w).
         embed_dim: encoder width D.
         supports_kv_cache: whether :meth:`predict_step` is implemented.
+        supports_clips: whether :meth:`encode_clip` is implemented.
     """
 
     name = "base"
     supports_kv_cache = False
+    supports_clips = False
 
     def __init__(self, device: torch.device | str, tokens_per_frame: int, embed_dim: int) -> None:
         self.device = torch.device(device)
@@ -49,6 +54,12 @@ class InferenceBackend:
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         """``frames[B, F, 3, H, W]`` (normalised pixels) -> raw encoder tokens ``[B, F, N, D]``."""
         raise NotImplementedError
+
+    def encode_clip(self, video: torch.Tensor) -> torch.Tensor:
+        """``video[B, 3, T, H, W]`` (normalised pixels, ``T`` a multiple of the tubelet size) -> raw encoder tokens
+        ``[B, T / tubelet * N, D]`` (video features: consecutive frames share tubelets)."""
+        raise BackendError(f"backend {self.name!r} cannot encode video clips (exported graphs take single frames); "
+                           "use the torch backend")
 
     def predict(self, tokens: torch.Tensor, actions: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
         """``tokens[B, T*N, D], actions[B, T, 7], states[B, T, 7] -> [B, T*N, D]`` (block-causal)."""

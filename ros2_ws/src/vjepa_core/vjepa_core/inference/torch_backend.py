@@ -31,6 +31,7 @@ class TorchBackend(InferenceBackend):
 
     name = "torch"
     supports_kv_cache = True
+    supports_clips = True
 
     def __init__(
         self,
@@ -92,6 +93,23 @@ class TorchBackend(InferenceBackend):
             self._enc_graphs[key] = self._maybe_compile(FramesEncoder(self.encoder, f, (h, w)).to(self.device))
         with self._autocast():
             out = self._enc_graphs[key](frames.to(self.device))
+        return out.float()
+
+    @torch.no_grad()
+    def encode_clip(self, video: torch.Tensor) -> torch.Tensor:
+        """``[B, 3, T, H, W]`` -> ``[B, T / tubelet * N, D]``: the encoder's own forward over a video clip."""
+        if self.encoder is None:
+            raise BackendError("this TorchBackend has no encoder")
+        if video.dim() != 5 or video.shape[1] != 3:
+            raise ShapeMismatchError(f"video must be [B, 3, T, H, W], got {tuple(video.shape)}")
+        t, h, w = video.shape[2:]
+        tubelet, p = self.encoder.tubelet_size, self.encoder.patch_size
+        if t % tubelet:
+            raise ShapeMismatchError(f"clip of {t} frames is not a multiple of the tubelet size {tubelet}")
+        if h % p or w % p:
+            raise ShapeMismatchError(f"frame size {h}x{w} is not a multiple of the patch size {p}")
+        with self._autocast():
+            out = self.encoder(video.to(self.device))
         return out.float()
 
     @torch.no_grad()
