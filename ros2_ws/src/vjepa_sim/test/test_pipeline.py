@@ -79,7 +79,7 @@ def test_report_from_records(tmp_path):
 @pytest.fixture
 def pipeline_yaml(tmp_path):
     cfg = {
-        "workdir": str(tmp_path / "work"),
+        "workdir": str(tmp_path / "it's work"),  # a quote in a path must not break any stage
         "collect": {"episodes": 3, "episode_seconds": 6.0},
         "build": {"heldout_episodes": 1},
         "eval": {"max_steps": 2},
@@ -91,7 +91,7 @@ def pipeline_yaml(tmp_path):
 
 def test_collect_build_train_export_on_a_tiny_scale(pipeline_yaml, tmp_path, ros_domain_id):
     p = ["--pipeline", str(pipeline_yaml)]
-    work = tmp_path / "work"
+    work = tmp_path / "it's work"
     # collect through sim_node + recorder_node; a rerun keeps the recorded episodes
     assert main(["collect", *p, "--episodes", "2"]) == 0
     manifest = json.loads((work / "bags" / "collect.json").read_text())["episodes"]

@@ -67,7 +67,11 @@ class SimConfig:
     physics_rate_hz: float = 240.0  # fixed physics step = 1 / physics_rate_hz of sim time
     control_rate_hz: float = 60.0  # Cartesian tracker update (interpolation + IK) rate
     seed: int = 0  # layout/start seed used by the first reset
-    num_objects: int = 3  # graspable blocks on the table
+    num_objects: int = 3  # graspable blocks on the table (object_set "blocks")
+    # "blocks": num_objects coloured blocks (the reach scenes); "manipulation": one cup or box (play data for the
+    # manipulation tasks, vjepa_sim.objects). A task reset (vjepa_sim.tasks) brings its own objects either way.
+    object_set: str = "blocks"
+    box_yaw_range: float = 0.26  # manipulation layout: half the boxes lie within this yaw of the wrist's [rad]
     object_size: float = 0.045  # block edge [m] (Franka hand opens to 0.08 m)
     object_min_xy: tuple = (0.40, -0.20)  # objects are placed uniformly in this table area [m]
     object_max_xy: tuple = (0.65, 0.20)
@@ -108,6 +112,10 @@ class SimConfig:
                 raise ValueError(f"{lo_key}/{hi_key} must be {n} numbers with min <= max, got {lo}, {hi}")
         if self.arm_meshes not in ("collision", "visual"):
             raise ValueError(f"arm_meshes must be 'collision' or 'visual', got {self.arm_meshes!r}")
+        if self.object_set not in ("blocks", "manipulation"):
+            raise ValueError(f"object_set must be 'blocks' or 'manipulation', got {self.object_set!r}")
+        if not 0.0 <= self.box_yaw_range <= math.pi / 2:
+            raise ValueError(f"box_yaw_range must be in [0, pi/2] rad, got {self.box_yaw_range}")
         if self.workspace_policy not in ("clamp", "reject"):
             raise ValueError(f"workspace_policy must be 'clamp' or 'reject', got {self.workspace_policy!r}")
         for key in ("max_linear_velocity", "max_angular_velocity", "tracking_gain", "ik_tolerance",

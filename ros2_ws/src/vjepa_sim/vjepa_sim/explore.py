@@ -1,13 +1,21 @@
 """Scripted, seeded exploration for data collection, in the spirit of DROID's teleoperated play.
 
-At every control step the policy picks a new end-effector target: a random bounded delta from the current
-pose (kept inside a workspace box), or, now and then, a few steps heading for one of the blocks; near a
-block it sometimes closes the gripper, and a closed gripper sometimes opens again. All randomness comes
-from one seeded ``numpy.random.Generator``, and the simulator is deterministic, so an episode is a function
-of (scene seed, policy seed, configuration).
+Two policies, both choosing one end-effector target (and gripper command) per control step:
 
-:func:`run_episode` drives a :class:`~vjepa_sim.scene.FrankaSim` with the policy and returns frames, states
-and commanded targets; ``sim_node`` uses the same policy when its ``autopilot`` parameter is ``explore``.
+- :class:`ExplorationPolicy` (``free``, the reach data): a random bounded delta from the current pose (kept
+  inside a workspace box), or, now and then, a few steps heading for one of the blocks; near a block it
+  sometimes closes the gripper, and a closed gripper sometimes opens again.
+- :class:`PlayPolicy` (``play``, the manipulation data): free random motion mixed with pick-and-place play
+  on the scene's objects: approach above an object, descend, grasp, lift, carry to a random spot, place and
+  release (or drop it on the way), with random aim errors, heights, pauses and aborts, so failed grasps and
+  drops are in the data too. No task labels: it never looks at a task or a goal.
+
+All randomness comes from one seeded ``numpy.random.Generator`` per policy, and the simulator is
+deterministic, so an episode is a function of (scene seed, policy seed, configuration).
+
+:func:`run_episode` drives a :class:`~vjepa_sim.scene.FrankaSim` with a policy and returns frames, states
+and commanded targets; ``sim_node`` uses the same policies when its ``autopilot`` parameter is ``explore``
+(``explore_policy: free | play``).
 """
 
 from __future__ import annotations
@@ -17,9 +25,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .objects import OBJECT_KINDS
 from .scene import MAX_GRIPPER_WIDTH, FrankaSim
 
-__all__ = ["ExploreAction", "ExploreConfig", "ExplorationPolicy", "Episode", "run_episode"]
+__all__ = ["ExploreAction", "ExploreConfig", "ExplorationPolicy", "Episode", "PlayConfig", "PlayPolicy",
+           "make_explorer", "run_episode"]
 
 
 @dataclass(frozen=True)
@@ -113,6 +123,11 @@ class ExplorationPolicy:
             self._closed = u < cfg.close_prob
         return ExploreAction(target, quat, self._closed, self._closed != was_closed)
 
+    def decide(self, sim: FrankaSim) -> ExploreAction:
+        """:meth:`act` on ``sim``'s current state."""
+        pos, quat = sim.ee_pose()
+        return self.act(pos, quat, [o.position for o in sim.object_states()])
+
     def _near_object(self, ee: np.ndarray, object_positions: list) -> bool:
         """End effector low and horizontally close to a block (worth a grasp attempt)."""
         cfg = self.config
@@ -121,6 +136,164 @@ class ExplorationPolicy:
             if np.linalg.norm(ee[:2] - o[:2]) < cfg.grasp_radius and ee[2] - o[2] < cfg.grasp_height:
                 return True
         return False
+
+
+@dataclass(frozen=True)
+class PlayConfig:
+    """Knobs of the play policy (defaults: about half the steps in pick-and-place play, half free motion)."""
+
+    seed: int = 0
+    control_rate_hz: float = 2.5  # new target every 1 / rate seconds of sim time
+    max_delta: float = 0.05  # per-axis end-effector step bound [m] (the planner's cem_maxnorm)
+    workspace_min: tuple = (0.35, -0.20, 0.02)  # targets stay in this box [m]
+    workspace_max: tuple = (0.65, 0.20, 0.35)
+    place_min_xy: tuple = (0.40, -0.17)  # objects are carried to random spots in this area [m]
+    place_max_xy: tuple = (0.64, 0.17)
+    pick_prob: float = 0.3  # chance per free step to start playing with an object
+    aim_error: float = 0.008  # std of the aim point's horizontal error [m] (some grasps miss or tip a cup)
+    clearance: float = 0.02  # free motion keeps the fingertips this far above objects it passes over [m]
+    drop_prob: float = 0.15  # chance that a carried object is let go before it is put down
+    abort_prob: float = 0.03  # chance per step to give up the current play and move freely
+    free_toggle_prob: float = 0.05  # chance per free step to open/close the gripper anyway
+    max_yaw_delta: float = 0.0  # per-step yaw change bound [rad]; 0 keeps the wrist yaw (as the tasks do)
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` on an impossible setting."""
+        if not 0.1 <= self.control_rate_hz <= 100.0:
+            raise ValueError(f"control_rate_hz must be in [0.1, 100], got {self.control_rate_hz}")
+        if not 0.0 < self.max_delta <= 0.2:
+            raise ValueError(f"max_delta must be in (0, 0.2] m, got {self.max_delta}")
+        if not 0.0 <= self.max_yaw_delta <= 1.0:
+            raise ValueError(f"max_yaw_delta must be in [0, 1] rad, got {self.max_yaw_delta}")
+        for lo, hi, n in ((self.workspace_min, self.workspace_max, 3), (self.place_min_xy, self.place_max_xy, 2)):
+            if len(lo) != n or len(hi) != n or any(not a < b for a, b in zip(lo, hi)):
+                raise ValueError(f"min < max needed ({n} values each), got {lo}, {hi}")
+        for key in ("pick_prob", "drop_prob", "abort_prob", "free_toggle_prob"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ValueError(f"{key} must be a probability, got {getattr(self, key)}")
+        if not 0.0 <= self.aim_error <= 0.05:
+            raise ValueError(f"aim_error must be in [0, 0.05] m, got {self.aim_error}")
+        if not 0.0 <= self.clearance <= 0.2:
+            raise ValueError(f"clearance must be in [0, 0.2] m, got {self.clearance}")
+
+
+class PlayPolicy:
+    """DROID-like play with objects: approach, descend, grasp, lift, carry, place, release; mixed with free
+    motion. Seeded; the phases and every height, spot, pause and error are random.
+
+    One plan ("play") is a list of waypoints with a gripper command each; the policy steps toward the next
+    waypoint by at most ``max_delta`` per axis (plus a little noise) and moves on when it is within 1 cm.
+    A grasp that lifts nothing (the object stayed on the table) ends the play with the gripper opened.
+    """
+
+    def __init__(self, config: PlayConfig | None = None) -> None:
+        self.config = config or PlayConfig()
+        self.config.validate()
+        self.rng = np.random.default_rng(self.config.seed)
+        self._plan: list = []  # [(position[3], gripper "open"/"close"/None, lift check: grasp height or None)]
+        self._target_object = 0  # index of the object the current play is about
+        self._closed = False
+        self._yaw = 0.0
+
+    # ---- planning
+    def _play_plan(self, ee: np.ndarray, obj: object) -> list:
+        """Waypoints of one pick-and-place play with ``obj`` (an ObjectState), all heights and spots random."""
+        cfg, rng = self.config, self.rng
+        kind = OBJECT_KINDS.get(obj.kind)
+        height = kind.height if kind is not None else float(obj.size[2])
+        o = np.asarray(obj.position, dtype=np.float64)
+        aim = o[:2] + rng.normal(0.0, cfg.aim_error, size=2)
+        hover = o[2] + height / 2.0 + rng.uniform(0.02, 0.06)
+        grasp_z = o[2] + rng.uniform(-0.005, 0.01)
+        lift_z = grasp_z + rng.uniform(0.04, 0.15)
+        spot = rng.uniform(cfg.place_min_xy, cfg.place_max_xy)
+        carry_z = lift_z + rng.uniform(-0.02, 0.04)
+        plan = [(np.array([aim[0], aim[1], max(hover, ee[2] - 0.1)]), None, None),
+                (np.array([aim[0], aim[1], grasp_z]), None, None)]
+        plan += [(np.array([aim[0], aim[1], grasp_z]), "close", None)] * int(rng.integers(1, 3))  # close, maybe wait
+        plan.append((np.array([aim[0], aim[1], lift_z]), None, grasp_z))
+        for _ in range(int(rng.integers(0, 3))):  # wander while carrying
+            plan.append((np.array([*rng.uniform(cfg.place_min_xy, cfg.place_max_xy), carry_z]), None, None))
+        if rng.random() < cfg.drop_prob:  # let go on the way (a drop)
+            plan.append((np.array([spot[0], spot[1], carry_z]), "open", None))
+        else:
+            place_z = grasp_z + rng.uniform(0.0, 0.01)
+            plan.append((np.array([spot[0], spot[1], carry_z]), None, None))
+            plan.append((np.array([spot[0], spot[1], place_z]), None, None))
+            plan.append((np.array([spot[0], spot[1], place_z]), "open", None))
+        plan.append((np.array([spot[0], spot[1], carry_z + 0.03]), None, None))  # back up, open
+        return plan
+
+    # ---- acting
+    def act(self, ee_position: np.ndarray, ee_quaternion: np.ndarray, objects: list) -> ExploreAction:
+        """Choose the next target from the current end-effector pose and the objects (ObjectStates)."""
+        cfg, rng = self.config, self.rng
+        lo, hi = np.array(cfg.workspace_min), np.array(cfg.workspace_max)
+        ee = np.asarray(ee_position, dtype=np.float64)
+        was_closed = self._closed
+        if self._plan and rng.random() < cfg.abort_prob:
+            self._plan = []
+        if not self._plan and objects and rng.random() < cfg.pick_prob:
+            self._target_object = int(rng.integers(len(objects)))
+            self._closed = False  # let go of whatever is held first
+            self._plan = self._play_plan(ee, objects[self._target_object])
+        noise = rng.uniform(-cfg.max_delta, cfg.max_delta, size=3)
+        if self._plan:
+            waypoint, gripper, lift_from = self._plan[0]
+            delta = np.clip(waypoint - ee, -cfg.max_delta, cfg.max_delta) + 0.1 * noise
+            if gripper == "close":
+                self._closed = True
+            elif gripper == "open":
+                self._closed = False
+            if lift_from is not None and ee[2] > lift_from + 0.025 and not self._lifted(objects):
+                self._plan, self._closed = [], False  # the arm came up without the object: a missed grasp
+                delta = noise
+            elif np.linalg.norm(waypoint - ee) < 0.01 or gripper is not None:
+                self._plan.pop(0)
+        else:
+            delta = noise
+            if rng.random() < cfg.free_toggle_prob:
+                self._closed = not self._closed
+        target = np.clip(ee + delta, lo, hi)
+        if not self._plan:  # free motion passes over the objects instead of knocking them about
+            target[2] = max(target[2], self._floor(target, objects))
+        if cfg.max_yaw_delta > 0:
+            self._yaw = float(np.clip(self._yaw + rng.uniform(-cfg.max_yaw_delta, cfg.max_yaw_delta), -0.5, 0.5))
+        quat = _yaw_rotate(np.array([1.0, 0.0, 0.0, 0.0]), self._yaw)
+        return ExploreAction(target, quat, self._closed, self._closed != was_closed)
+
+    def _floor(self, target: np.ndarray, objects: list) -> float:
+        """Lowest grasp-point height for free motion at ``target``: fingertips (1 cm below the grasp point)
+        ``clearance`` above every object within 8 cm horizontally."""
+        floor = -np.inf
+        for o in objects:
+            if np.linalg.norm(np.asarray(o.position[:2]) - target[:2]) < 0.08:
+                top = float(o.position[2]) + float(max(o.size)) / 2.0 if o.size else float(o.position[2])
+                floor = max(floor, top + 0.01 + self.config.clearance)
+        return floor
+
+    def _lifted(self, objects: list) -> bool:
+        """The play's object is off the table (its centre 1 cm above its standing height)."""
+        if self._target_object >= len(objects):
+            return False
+        o = objects[self._target_object]
+        kind = OBJECT_KINDS.get(o.kind)
+        standing = kind.height / 2.0 if kind is not None else float(o.size[2]) / 2.0
+        return bool(o.position[2] > standing + 0.01)
+
+    def decide(self, sim: FrankaSim) -> ExploreAction:
+        """:meth:`act` on ``sim``'s current state."""
+        pos, quat = sim.ee_pose()
+        return self.act(pos, quat, sim.object_states())
+
+
+def make_explorer(kind: str, seed: int, control_rate_hz: float, max_delta: float) -> object:
+    """The exploration policy ``kind`` ("free": :class:`ExplorationPolicy`, "play": :class:`PlayPolicy`)."""
+    if kind == "free":
+        return ExplorationPolicy(ExploreConfig(seed=seed, control_rate_hz=control_rate_hz, max_delta=max_delta))
+    if kind == "play":
+        return PlayPolicy(PlayConfig(seed=seed, control_rate_hz=control_rate_hz, max_delta=max_delta))
+    raise ValueError(f"exploration policy must be 'free' or 'play', got {kind!r}")
 
 
 @dataclass
@@ -154,8 +327,7 @@ def run_episode(sim: FrankaSim, policy: ExplorationPolicy, steps: int, cameras: 
 
     observe()
     for _ in range(int(steps)):
-        pos, quat = sim.ee_pose()
-        act = policy.act(pos, quat, [o.position for o in sim.object_states()])
+        act = policy.decide(sim)
         result = sim.set_target(act.position, act.quaternion)
         tpos, tquat = (result.position, result.quaternion) if result.accepted else sim.target_pose()
         if act.changed_gripper:

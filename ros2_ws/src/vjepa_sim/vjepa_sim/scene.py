@@ -10,7 +10,10 @@ this one class, :class:`FrankaSim`:
   null-space pull toward a fixed rest pose turns it into joint position targets (joint limits and joint
   speed limits are enforced by the motors);
 - inverse kinematics runs in a second, kinematics-only PyBullet client, so solving never disturbs the
-  episode; goal images are rendered in the main client between ``saveState`` and ``restoreState``.
+  episode; goal images are rendered in the main client between ``saveState`` and ``restoreState``;
+- the two fingers are coupled by a gear constraint (the Franka hand's fingers move together), so a
+  force-limited grasp centres the object between them and holds it without slipping when the arm lifts and
+  carries it (``vjepa_sim.objects`` has the cup and box of the manipulation tasks).
 
 Frames: the robot base (``panda_link0``, franka's ``fr3_link0``) is the world origin, z up; the end effector
 is ``panda_grasptarget`` (between the fingertips, like franka's ``fr3_hand_tcp``). Quaternions are
@@ -30,6 +33,7 @@ import pybullet_data
 
 from .config import CameraConfig, SimConfig
 from .geometry import quat_angle, quat_mul, quat_normalize, quat_slerp
+from .objects import OBJECT_KINDS, ObjectSpec, held_object_position, manipulation_layout
 
 __all__ = [
     "DOWN_QUAT",
@@ -37,8 +41,12 @@ __all__ = [
     "REST_POSE",
     "FrankaSim",
     "GoalImage",
+    "ObjectSpec",
     "ObjectState",
     "TargetResult",
+    "wrist_quat",
+    "wrist_yaw",
+    "yaw_quat",
 ]
 
 PANDA_URDF = "franka_panda/panda.urdf"
@@ -52,6 +60,12 @@ MAX_GRIPPER_WIDTH = 0.08  # Franka hand [m]
 ARM_MAX_FORCE = (87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 12.0)  # joint torque limits [Nm]
 ARM_MAX_VELOCITY = (2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61)  # Panda joint speed limits [rad/s]
 FINGER_MOVE_FORCE = 20.0  # [N] per finger when moving (not grasping)
+FINGER_GEAR_FORCE = 50.0  # [N] the coupling constraint may use to keep both fingers at the same opening
+HELD_START_SETTLE_S = 0.25  # sim time a reset that starts with an object in the hand lets the grasp settle
+OBJECT_FRICTION = 1.0  # lateral friction of the objects (the fingers have 1.5; PyBullet multiplies them)
+# Rolling friction of the manipulation objects [m]: a cup knocked over stops within ~10 cm instead of rolling off
+# the table (0 lets a cylinder on its side roll on indefinitely).
+OBJECT_ROLLING_FRICTION = 0.002
 LIGHT_DIRECTION = (0.4, -0.6, 1.0)
 IK_ROUNDS = 6  # re-seeded IK solves at most per query
 # Low-poly arm colours by link index (others white): flange dark, hand white, fingers dark.
@@ -99,13 +113,15 @@ class GoalImage:
 
 @dataclass
 class ObjectState:
-    """Pose and identity of one block on the table."""
+    """Pose and identity of one object on the table."""
 
     name: str  # colour name, e.g. "red"
     shape: str  # "box" or "cylinder"
     rgb: tuple
     position: np.ndarray
     quaternion: np.ndarray
+    kind: str = "block"  # "block" (the reach scenes' cubes and cylinders) or a key of objects.OBJECT_KINDS
+    size: tuple = ()  # full extents (x, y, z) [m]
 
 
 def _check_vec(v: object, n: int, what: str) -> np.ndarray:
@@ -124,6 +140,17 @@ def _check_vec(v: object, n: int, what: str) -> np.ndarray:
 def yaw_quat(yaw: float) -> np.ndarray:
     """Rotation about the base z axis."""
     return np.array([0.0, 0.0, math.sin(yaw / 2.0), math.cos(yaw / 2.0)])
+
+
+def wrist_quat(yaw: float) -> np.ndarray:
+    """The pointing-down gripper turned by ``yaw`` about the base z axis (fingers open along the turned y)."""
+    return quat_mul(yaw_quat(yaw), DOWN_QUAT)
+
+
+def wrist_yaw(quaternion: object) -> float:
+    """The yaw of a (roughly) pointing-down gripper orientation: the inverse of :func:`wrist_quat`."""
+    x, y, z, w = quat_mul(np.asarray(quaternion, dtype=np.float64), DOWN_QUAT)  # DOWN_QUAT is its own inverse
+    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
 
 
 class FrankaSim:
@@ -199,6 +226,12 @@ class FrankaSim:
         self._robot = self._load_panda(c, self.config.arm_meshes)
         for j in FINGER_JOINTS:
             p.changeDynamics(self._robot, j, lateralFriction=1.5, spinningFriction=0.01, physicsClientId=c)
+        # Couple the fingers (equal openings), as the Franka hand's mechanism does: without it the two
+        # independent finger motors balance at any offset and a held object slides sideways between them.
+        # In free motion the fingers already move together (the constraint changes joint angles by < 1e-5 rad).
+        gear = p.createConstraint(self._robot, FINGER_JOINTS[0], self._robot, FINGER_JOINTS[1], p.JOINT_GEAR,
+                                  [1, 0, 0], [0, 0, 0], [0, 0, 0], physicsClientId=c)
+        p.changeConstraint(gear, gearRatio=-1, erp=0.1, maxForce=FINGER_GEAR_FORCE, physicsClientId=c)
 
     @staticmethod
     def _load_panda(client: int, meshes: str) -> int:
@@ -270,18 +303,52 @@ class FrankaSim:
             body = p.createMultiBody(0.1, col, vis, basePosition=pos, baseOrientation=quat, physicsClientId=c)
             p.changeDynamics(body, -1, lateralFriction=1.0, spinningFriction=0.005, physicsClientId=c)
             self._object_ids.append(body)
-            self.objects.append(ObjectState(name, shape, rgb, np.array(pos), quat))
+            self.objects.append(ObjectState(name, shape, rgb, np.array(pos), quat, "block", (s, s, s)))
+
+    def _place_specs(self, specs: list) -> None:
+        """Build the objects ``specs`` describe (kinds of ``objects.OBJECT_KINDS``, e.g. a cup or a box)."""
+        c = self._client
+        colours = dict(PALETTE)
+        self.objects = []
+        self._object_ids = []
+        for spec in specs:
+            spec.validate()
+            kind = OBJECT_KINDS[spec.kind]
+            rgba = (*colours[spec.colour], 1.0)
+            if kind.shape == "box":
+                half = tuple(v / 2.0 for v in kind.size)
+                vis = p.createVisualShape(p.GEOM_BOX, halfExtents=half, rgbaColor=rgba, physicsClientId=c)
+                col = p.createCollisionShape(p.GEOM_BOX, halfExtents=half, physicsClientId=c)
+            else:
+                radius, height = kind.size[0] / 2.0, kind.size[2]
+                vis = p.createVisualShape(p.GEOM_CYLINDER, radius=radius, length=height, rgbaColor=rgba,
+                                          physicsClientId=c)
+                col = p.createCollisionShape(p.GEOM_CYLINDER, radius=radius, height=height, physicsClientId=c)
+            pos = tuple(float(v) for v in spec.position)
+            quat = yaw_quat(float(spec.yaw))
+            body = p.createMultiBody(kind.mass, col, vis, basePosition=pos, baseOrientation=quat, physicsClientId=c)
+            p.changeDynamics(body, -1, lateralFriction=OBJECT_FRICTION, spinningFriction=0.005,
+                             rollingFriction=OBJECT_ROLLING_FRICTION, physicsClientId=c)
+            self._object_ids.append(body)
+            self.objects.append(ObjectState(spec.colour, kind.shape, colours[spec.colour], np.array(pos), quat,
+                                            kind.name, tuple(kind.size)))
 
     # ------------------------------------------------------------------ reset
-    def reset(self, seed: int | None = None, start_pose: tuple | None = None, gripper: float = 0.0) -> tuple:
-        """Start a new episode: rebuild the world, lay out the blocks from ``seed``, place the arm.
+    def reset(self, seed: int | None = None, start_pose: tuple | None = None, gripper: float = 0.0,
+              objects: list | None = None, held: int | None = None) -> tuple:
+        """Start a new episode: rebuild the world, lay out the objects, place the arm.
 
-        ``start_pose`` = ``(position[3], quaternion[4])`` places the end effector there (IK from the rest
-        pose); otherwise a seeded random position in ``start_min..start_max`` pointing down. ``gripper`` is
-        the closedness in [0, 1]. Returns the end-effector pose ``(position, quaternion)`` after the reset.
-        Raises ``ValueError`` for a negative seed or a gripper outside [0, 1] (nothing changes), and for an
-        invalid or unreachable start pose (the episode is then reset with the seed's random start instead,
-        so the sim stays usable).
+        The objects are ``objects`` (a list of :class:`~vjepa_sim.objects.ObjectSpec`, e.g. a task's scene) or
+        else the seeded layout of ``config.object_set`` (``blocks``: the reach scenes' coloured blocks;
+        ``manipulation``: one cup or box). ``start_pose`` = ``(position[3], quaternion[4])`` places the end
+        effector there (IK from the rest pose); otherwise a seeded random position in ``start_min..start_max``
+        pointing down. ``gripper`` is the closedness in [0, 1]. ``held`` = an object index starts that object
+        in the hand: it is put between the open fingers at the start pose, the gripper grasps it with
+        ``gripper_force`` and the grasp settles for ``HELD_START_SETTLE_S`` of sim time (``gripper`` is then
+        ignored). Returns the end-effector pose ``(position, quaternion)`` after the reset.
+        Raises ``ValueError`` for a negative seed, a gripper outside [0, 1], bad object specs or a bad
+        ``held`` index (nothing changes), and for an invalid or unreachable start pose (the episode is then
+        reset with the seed's random start instead, so the sim stays usable).
         """
         cfg = self.config
         seed = cfg.seed if seed is None else int(seed)
@@ -290,10 +357,22 @@ class FrankaSim:
         g = float(gripper)
         if not (math.isfinite(g) and 0.0 <= g <= 1.0):
             raise ValueError(f"gripper closedness must be in [0, 1], got {gripper!r}")
+        if objects is not None:
+            objects = list(objects)
+            for spec in objects:
+                spec.validate()
+        n_objects = len(objects) if objects is not None else None
+        if held is not None and not (n_objects is not None and 0 <= int(held) < n_objects):
+            raise ValueError(f"held must index one of the given objects (0..{(n_objects or 0) - 1}), got {held}")
         rng = np.random.default_rng(seed)
         self.seed = seed
         self._build_world()
-        self._place_objects(rng)
+        if objects is not None:
+            self._place_specs(objects)
+        elif cfg.object_set == "manipulation":
+            self._place_specs(manipulation_layout(rng, cfg.object_min_xy, cfg.object_max_xy, cfg.box_yaw_range))
+        else:
+            self._place_objects(rng)
         # Always draw the random start, even when a start pose is given, so layouts match across modes.
         pos = rng.uniform(cfg.start_min, cfg.start_max)
         yaw = rng.uniform(-cfg.start_yaw_range, cfg.start_yaw_range) if cfg.start_yaw_range > 0 else 0.0
@@ -321,9 +400,30 @@ class FrankaSim:
         self.last_tracking_warning = ""
         self._episode_steps = 0
         self._apply_motors()
+        if held is not None and error is None:
+            self._start_held(int(held))
+            ee_pos, ee_quat = self.ee_pose()
         if error is not None:
             raise error
         return ee_pos, ee_quat
+
+    def _start_held(self, index: int) -> None:
+        """Put object ``index`` between the fingers at the current pose, grasp it and let the grasp settle."""
+        c = self._client
+        obj = self.objects[index]
+        kind = OBJECT_KINDS.get(obj.kind)
+        grip = kind.grip_width if kind is not None else float(obj.size[1])
+        ee_pos, ee_quat = self.ee_pose()
+        # the object's y side lies across the fingers: its yaw is the wrist's (the box's long side along x)
+        p.resetBasePositionAndOrientation(self._object_ids[index], list(held_object_position(ee_pos)),
+                                          list(yaw_quat(wrist_yaw(ee_quat))), physicsClientId=c)
+        width = min(MAX_GRIPPER_WIDTH, grip + 0.004)
+        for j in FINGER_JOINTS:
+            p.resetJointState(self._robot, j, width / 2.0, 0.0, physicsClientId=c)
+        self._finger_cmd = width / 2.0
+        self.set_gripper(0.0, grasp=True)
+        self._apply_motors()
+        self.step(int(round(HELD_START_SETTLE_S * self.config.physics_rate_hz)))
 
     def _validated_start(self, start_pose: tuple) -> tuple:
         """Check a requested start pose: finite, unit-normalisable quaternion, inside the workspace."""
@@ -434,6 +534,10 @@ class FrankaSim:
             raise ValueError(f"gripper speed and force must be >= 0, got {vals[1]}, {vals[2]}")
         w = float(np.clip(vals[0], 0.0, MAX_GRIPPER_WIDTH))
         warning = "" if w == vals[0] else f"gripper width {vals[0]:.3f} m clamped to {w:.3f} m"
+        # A new command starts from where the fingers are, as franka_gripper's actions do: after a grasp that
+        # stopped at an object the command has run on toward 0, and opening from there would wait until it
+        # wound back up to the object's width.
+        self._finger_cmd = float(self.finger_positions().mean())
         self._finger_target = w / 2.0
         self._finger_speed = (vals[1] or self.config.gripper_speed) / 2.0
         self._finger_force = (vals[2] or self.config.gripper_force) if grasp else FINGER_MOVE_FORCE
@@ -534,12 +638,29 @@ class FrankaSim:
         return float(np.clip(1.0 - self.gripper_width() / MAX_GRIPPER_WIDTH, 0.0, 1.0))
 
     def object_states(self) -> list:
-        """Current poses of the blocks (same order as ``objects``)."""
+        """Current poses of the objects (same order as ``objects``)."""
         out = []
         for obj, body in zip(self.objects, self._object_ids):
             pos, quat = p.getBasePositionAndOrientation(body, physicsClientId=self._client)
-            out.append(ObjectState(obj.name, obj.shape, obj.rgb, np.array(pos), np.array(quat)))
+            out.append(ObjectState(obj.name, obj.shape, obj.rgb, np.array(pos), np.array(quat), obj.kind, obj.size))
         return out
+
+    def object_velocity(self, index: int) -> np.ndarray:
+        """Linear velocity [m/s] of object ``index``."""
+        lin, _ = p.getBaseVelocity(self._object_ids[index], physicsClientId=self._client)
+        return np.array(lin)
+
+    def finger_normal_forces(self, index: int) -> tuple[float, float]:
+        """Sum of the contact normal forces [N] each finger (left, right) exerts on object ``index`` now."""
+        c, body = self._client, self._object_ids[index]
+        return tuple(float(sum(pt[9] for pt in p.getContactPoints(self._robot, body, linkIndexA=j, physicsClientId=c)))
+                     for j in FINGER_JOINTS)
+
+    def finger_contacts(self, index: int) -> tuple[bool, bool]:
+        """Whether each finger (left, right) touches object ``index`` now (from the last physics step)."""
+        c, body = self._client, self._object_ids[index]
+        return tuple(bool(p.getContactPoints(self._robot, body, linkIndexA=j, physicsClientId=c))
+                     for j in FINGER_JOINTS)
 
     def state_vector(self) -> np.ndarray:
         """Everything that evolves in an episode, flattened (for exact equality checks in tests)."""

@@ -8,10 +8,12 @@ Publishes (defaults; every name is a parameter):
   /clock                                    rosgraph_msgs/Clock, sim time
   ~/target_status                           std_msgs/String, JSON: {"status", "message", "stamp", ...}
   /diagnostics                              diagnostic_msgs/DiagnosticArray (WARN on rejected/clamped commands)
+  /vjepa_sim/task_state                     vjepa_interfaces/TaskState: object poses + the task's success measure
 Subscribes:
   /cartesian_impedance_example_controller/equilibrium_pose   geometry_msgs/PoseStamped; reliable (as franka)
   /vjepa_sim/gripper_command                vjepa_interfaces/GripperCommand
-Services: ~/reset (vjepa_interfaces/ResetSim), ~/render_goal (vjepa_interfaces/RenderGoal).
+Services: ~/reset (vjepa_interfaces/ResetSim; plain or into a manipulation task, vjepa_sim.tasks),
+~/render_goal (vjepa_interfaces/RenderGoal; a pose, or a sub-goal of the running task).
 
 Physics runs in its own thread at a fixed step, paced to ``real_time_factor`` x wall time (0 = as fast as
 possible); all messages are stamped with sim time. Subscription callbacks only store the latest command; the
@@ -38,11 +40,12 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import String
 
-from vjepa_interfaces.msg import GripperCommand
+from vjepa_interfaces.msg import GripperCommand, TaskState
 from vjepa_interfaces.srv import RenderGoal, ResetSim
 
+from . import tasks
 from .config import camera_topic, config_from_ros_params, default_ros_params
-from .explore import ExplorationPolicy, ExploreConfig
+from .explore import make_explorer
 from .scene import MAX_GRIPPER_WIDTH, FrankaSim
 
 __all__ = ["QOS_CAMERA", "QOS_COMMAND", "QOS_POSE", "QOS_STATE", "SimNode", "main"]
@@ -75,7 +78,10 @@ NODE_PARAMS = {
                      "end-effector target (PoseStamped in the base frame; frame_id is ignored, as franka does)"),
     "gripper_command_topic": ("/vjepa_sim/gripper_command", "vjepa_interfaces/GripperCommand input"),
     "target_status_topic": ("~/target_status", "JSON status of every processed command"),
+    "task_state_topic": ("/vjepa_sim/task_state", "vjepa_interfaces/TaskState: object poses, task success measure"),
+    "task_state_rate_hz": (10.0, "task state rate [Hz of sim time] (on the camera's schedule phase)"),
     "autopilot": ("none", "'none': follow target_topic; 'explore': scripted seeded exploration (data collection)"),
+    "explore_policy": ("free", "autopilot policy: 'free' (random moves, reach data) or 'play' (pick-and-place play)"),
     "explore_seed": (0, "seed of the exploration policy (re-seeded with seed + reset seed on ~/reset)"),
     "explore_control_rate_hz": (5.0, "exploration target rate [Hz of sim time]"),
     "explore_max_delta": (0.05, "exploration per-axis step bound [m]"),
@@ -85,7 +91,9 @@ SCENE_PARAM_HELP = {
     "physics_rate_hz": "physics steps per sim second (fixed step)",
     "control_rate_hz": "Cartesian tracker (interpolation + IK) rate",
     "seed": "seed of the first episode (object layout, start pose)",
-    "num_objects": "graspable blocks on the table (0..8)",
+    "num_objects": "graspable blocks on the table (0..8; object_set blocks)",
+    "object_set": "'blocks' (coloured blocks, reach scenes) or 'manipulation' (one cup or box, play scenes)",
+    "box_yaw_range": "manipulation layout: half the boxes lie within this yaw of the wrist's grasp yaw [rad]",
     "object_size": "block edge [m]",
     "object_min_xy": "blocks are placed in this table area: min [x, y] [m]",
     "object_max_xy": "max [x, y] [m]",
@@ -168,6 +176,7 @@ class SimNode(Node):
         self._cmd_lock = threading.Lock()  # guards the pending commands only (callbacks never wait on physics)
         self._pending_target: PoseStamped | None = None
         self._pending_gripper: GripperCommand | None = None
+        self._task: tasks.TaskEpisode | None = None  # the manipulation task of the current episode, if any
         self._make_interfaces()
         self._policy = None
         self._explore_schedule = None
@@ -194,10 +203,12 @@ class SimNode(Node):
         """Declare every parameter once with a description; values land in _p and _scene_params."""
         self._p = {k: self._declare(k, d, h) for k, (d, h) in NODE_PARAMS.items()}
         for key in ("camera_rate_hz", "joint_state_rate_hz", "pose_rate_hz", "gripper_state_rate_hz",
-                    "clock_rate_hz"):
+                    "clock_rate_hz", "task_state_rate_hz"):
             self._p[key] = float(self._p[key])
             if not 0.1 <= self._p[key] <= 1000.0:
                 raise ValueError(f"{key} must be in [0.1, 1000], got {self._p[key]}")
+        if self._p["explore_policy"] not in ("free", "play"):
+            raise ValueError(f"explore_policy must be 'free' or 'play', got {self._p['explore_policy']!r}")
         self._p["real_time_factor"] = float(self._p["real_time_factor"])
         if not (math.isfinite(self._p["real_time_factor"]) and self._p["real_time_factor"] >= 0.0):
             raise ValueError(f"real_time_factor must be >= 0, got {self._p['real_time_factor']}")
@@ -232,6 +243,7 @@ class SimNode(Node):
         self._status_pub = self.create_publisher(String, p["target_status_topic"], QOS_STATE)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", QOS_STATE)
         self._clock_pub = self.create_publisher(Clock, "/clock", QOS_STATE) if p["publish_clock"] else None
+        self._task_pub = self.create_publisher(TaskState, p["task_state_topic"], QOS_STATE)
         self.create_subscription(PoseStamped, p["target_topic"], self._on_target, QOS_COMMAND)
         self.create_subscription(GripperCommand, p["gripper_command_topic"], self._on_gripper, QOS_COMMAND)
         self.create_service(ResetSim, "~/reset", self._on_reset)
@@ -245,15 +257,14 @@ class SimNode(Node):
             "pose": _Schedule(p["pose_rate_hz"]),
             "gripper": _Schedule(p["gripper_state_rate_hz"]),
             "clock": _Schedule(p["clock_rate_hz"]),
+            "task": _Schedule(p["task_state_rate_hz"]),
         }
 
     def _start_explorer(self, seed: int) -> None:
         p = self._p
-        cfg = ExploreConfig(seed=int(p["explore_seed"]) + int(seed),
-                            control_rate_hz=float(p["explore_control_rate_hz"]),
-                            max_delta=float(p["explore_max_delta"]))
-        self._policy = ExplorationPolicy(cfg)
-        self._explore_schedule = _Schedule(cfg.control_rate_hz)
+        self._policy = make_explorer(p["explore_policy"], int(p["explore_seed"]) + int(seed),
+                                     float(p["explore_control_rate_hz"]), float(p["explore_max_delta"]))
+        self._explore_schedule = _Schedule(self._policy.config.control_rate_hz)
         self._explore_schedule.restart(self.sim.time)
 
     # ------------------------------------------------------------------ callbacks (non-blocking)
@@ -270,32 +281,80 @@ class SimNode(Node):
         if request.use_start_pose:
             o, q = request.start_pose.position, request.start_pose.orientation
             start = ((o.x, o.y, o.z), (q.x, q.y, q.z, q.w))
+        episode = None
+        if request.task:
+            try:
+                episode = tasks.make_episode(request.task, int(request.seed), request.object_kind or None)
+            except ValueError as err:  # refused: the running episode goes on untouched
+                response.success = False
+                response.message = f"reset: {err}"
+                self._warn("reset", response.message)
+                with self._lock:
+                    response.ee_pose = _pose_msg(*self.sim.ee_pose())
+                return response
         with self._lock:
             with self._cmd_lock:
                 self._pending_target = self._pending_gripper = None
             try:
-                pos, quat = self.sim.reset(int(request.seed), start, float(request.gripper))
+                if episode is not None:
+                    pos, quat = tasks.reset_sim(self.sim, episode)
+                    what = f"task {episode.task} ({episode.kind}), seed {request.seed}"
+                else:
+                    pos, quat = self.sim.reset(int(request.seed), start, float(request.gripper))
+                    what = f"seed {request.seed}"
                 response.success = True
-                response.message = f"reset to seed {request.seed} at sim time {self.sim.time:.6f} s"
+                response.message = f"reset to {what} at sim time {self.sim.time:.6f} s"
             except ValueError as err:
                 pos, quat = self.sim.ee_pose()
                 response.success = False
                 response.message = f"reset: {err}"
                 self._warn("reset", response.message)
+            self._task = episode if response.success else None
             if self._policy is not None:
                 self._start_explorer(int(request.seed))
             for sched in self._schedules.values():
                 sched.restart(self.sim.time)
             self._publish_due()  # the first frame of the episode, stamped with the reset time
+            self._fill_scene(response)
         response.ee_pose = _pose_msg(pos, quat)
         return response
 
+    def _fill_scene(self, response: ResetSim.Response) -> None:
+        """The reset response's object list, task object, target and sub-goals."""
+        objs = self.sim.object_states()
+        response.object_names = [o.name for o in objs]
+        response.object_kinds = [o.kind for o in objs]
+        response.object_poses = [_pose_msg(o.position, o.quaternion) for o in objs]
+        ep = self._task
+        response.task = ep.task if ep is not None else ""
+        response.task_object = ep.task_object if ep is not None else -1
+        if ep is None:
+            return
+        response.target.x, response.target.y, response.target.z = (float(v) for v in ep.target)
+        response.goal_names = [g.name for g in ep.goals]
+        response.goal_ee_poses = [_pose_msg(g.ee_position, g.ee_quaternion) for g in ep.goals]
+        response.goal_grippers = [float(g.gripper) for g in ep.goals]
+        response.goal_holds = [bool(g.holds) for g in ep.goals]
+        response.goal_max_steps = [int(g.max_steps) for g in ep.goals]
+        response.goal_object_poses = [_pose_msg(*g.object_poses[ep.task_object]) for g in ep.goals]
+
     def _on_render_goal(self, request: RenderGoal.Request, response: RenderGoal.Response) -> RenderGoal.Response:
         o, q = request.pose.position, request.pose.orientation
+        objects = [((m.position.x, m.position.y, m.position.z),
+                    (m.orientation.x, m.orientation.y, m.orientation.z, m.orientation.w))
+                   for m in request.object_poses] or None
         try:
             with self._lock:
-                goal = self.sim.render_goal((o.x, o.y, o.z), (q.x, q.y, q.z, q.w), request.gripper,
-                                            request.camera or None)
+                if request.use_task_goal:
+                    if self._task is None:
+                        raise ValueError("use_task_goal needs a task: reset into one first (ResetSim.task)")
+                    goal = tasks.render_goal(self.sim, self._task, int(request.goal_index), request.camera or None)
+                    objects = list(self._task.goals[int(request.goal_index)].object_poses)
+                else:
+                    goal = self.sim.render_goal((o.x, o.y, o.z), (q.x, q.y, q.z, q.w), request.gripper,
+                                                request.camera or None, objects=objects)
+                if objects is None:
+                    objects = [(s.position, s.quaternion) for s in self.sim.object_states()]
                 cam = self.sim.camera(request.camera or None)
                 stamp = _stamp(self.sim.time)
         except ValueError as err:
@@ -306,6 +365,7 @@ class SimNode(Node):
         frame = cam.frame_id or f"{cam.name}_optical_frame"
         response.image = _image_msg(goal.image, stamp, frame)
         response.achieved_pose = _pose_msg(goal.position, goal.quaternion)
+        response.object_poses = [_pose_msg(pos, quat) for pos, quat in objects]
         response.success = goal.reachable
         response.message = (
             f"rendered {cam.name}" if goal.reachable
@@ -344,8 +404,7 @@ class SimNode(Node):
             self._pending_target = self._pending_gripper = None
         t = self.sim.time
         if self._policy is not None and self._explore_schedule.due(t):
-            pos, quat = self.sim.ee_pose()
-            act = self._policy.act(pos, quat, [o.position for o in self.sim.object_states()])
+            act = self._policy.decide(self.sim)
             self._report(self.sim.set_target(act.position, act.quaternion), "explore", quiet=True)
             if act.changed_gripper:
                 self.sim.set_gripper(0.0 if act.close else MAX_GRIPPER_WIDTH, grasp=act.close)
@@ -403,10 +462,36 @@ class SimNode(Node):
             self._joint_pub.publish(self._joint_state(stamp, arm=True))
         if s["gripper"].due(t):
             self._gripper_pub.publish(self._joint_state(stamp, arm=False))
+        if s["task"].due(t):
+            self._task_pub.publish(self._task_state(stamp))
         if s["camera"].due(t):
             for cam, frame, img_pub, info_pub in self._cams:
                 img_pub.publish(_image_msg(self.sim.render(cam.name), stamp, frame))
                 info_pub.publish(self._camera_info(cam, stamp, frame))
+
+    def _task_state(self, stamp: object) -> TaskState:
+        """Object poses and, during a task, its measures on the current state (vjepa_sim.tasks.measure)."""
+        msg = TaskState()
+        msg.header.stamp, msg.header.frame_id = stamp, self._p["base_frame"]
+        objs = self.sim.object_states()
+        msg.object_names = [o.name for o in objs]
+        msg.object_kinds = [o.kind for o in objs]
+        msg.object_poses = [_pose_msg(o.position, o.quaternion) for o in objs]
+        msg.gripper_width = float(self.sim.gripper_width())
+        msg.seed = int(self.sim.seed)
+        ep = self._task
+        nan = float("nan")
+        if ep is None:
+            msg.task, msg.task_object = "", -1
+            msg.lift = msg.distance = msg.distance_xy = nan
+            return msg
+        state = tasks.observe(self.sim, ep)
+        m = tasks.measure(ep, state)
+        msg.task, msg.task_object = ep.task, ep.task_object
+        msg.finger_contacts = [bool(c) for c in state.finger_contacts]
+        msg.held, msg.lift, msg.distance, msg.distance_xy = m.held, m.lift, m.distance, m.distance_xy
+        msg.gripper_open, msg.resting, msg.success, msg.detail = m.gripper_open, m.resting, m.success, m.detail
+        return msg
 
     def _joint_state(self, stamp: object, arm: bool) -> JointState:
         msg = JointState()
