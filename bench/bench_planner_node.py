@@ -15,8 +15,8 @@ backend, ``robot:=sim``, no gripper. This process plays the rest of the robot:
 - one goal latent on ``/vjepa/goal_latent`` to start the episode.
 
 The node plans ``--steps`` steps (its step budget), each: CEM plan + command + settle + a newer latent. Every
-``PlanStatus`` with state EXECUTING carries ``planning_time`` (the CEM plan plus the two energy evaluations the
-node reports, measured inside the node). Rows: CEM 800 samples x 10 iterations, horizon 1 (the paper) and a
+``PlanStatus`` with state EXECUTING carries ``planning_time`` (the CEM plan including its own energy, plus the goal
+energy of the observation, measured inside the node). Rows: CEM 800 samples x 10 iterations, horizon 1 (the paper) and a
 smaller setting. The first plan of each row (allocator warm-up) is reported separately and left out of the
 percentiles; with 25 steps the p99 is close to the maximum. ``cycle`` is the time between two consecutive
 commands (planning + transport + settle + waiting for a newer latent). For comparison each row also times the same
@@ -49,7 +49,7 @@ DOMAIN_ID = 232
 TARGET_TOPIC = "/vjepa_bench/equilibrium_pose"
 POSE_TOPIC = "/vjepa_bench/current_pose"
 GRIPPER_TOPIC = "/vjepa_bench/joint_states"
-MODEL_ID = "tiny@bench"
+MODEL_ID = "tiny@bench"  # the fabricated latents' encoder id; the planner is told to expect it (expected_model_id)
 HOME = np.array([0.5, 0.0, 0.4, np.pi, 0.0, 0.0, 0.0])
 
 
@@ -73,7 +73,7 @@ def start_planner(samples: int, iterations: int, horizon: int, steps: int, threa
         "cem_topk": min(10, samples), "cem_horizon": horizon, "robot": "sim", "gripper": "none",
         "target_topic": TARGET_TOPIC, "ee_pose_topic": POSE_TOPIC, "gripper_state_topic": GRIPPER_TOPIC,
         "max_steps": steps, "control_rate_hz": 50.0, "settle_timeout_s": 5.0, "max_data_age_s": 2.0,
-        "fault_timeout_s": 60.0,
+        "fault_timeout_s": 60.0, "expected_model_id": MODEL_ID,
     }
     return start_node_process("vjepa_planner.planner_node", params, threads, log_path, DOMAIN_ID)
 
@@ -292,9 +292,9 @@ def main() -> int:
         "inputs": "instant fake arm (current_pose 50 Hz, best effort), fabricated latents 30 Hz",
         "command": "python bench/bench_planner_node.py",
         "steps_per_setting": args.steps,
-        "notes": ("planning_time is measured inside the node around its plan function (CEM plan plus two 1-sample "
-                  "energy evaluations); the node plans on one torch thread, eager (no torch.compile), outside the "
-                  "lock its subscription callbacks take."),
+        "notes": ("planning_time is measured inside the node around its plan function (CEM plan including the "
+                  "plan's energy, plus the goal energy); the node plans on one torch thread, eager (no torch.compile), "
+                  "outside the lock its subscription callbacks take."),
         "rows": rows,
     }
     write_result(args.out, result, markdown(rows))

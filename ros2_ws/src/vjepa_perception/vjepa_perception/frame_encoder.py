@@ -4,8 +4,8 @@
 own, repeated into one tubelet, giving a [1, h, w, D] grid. ``frames_per_clip > 1`` (video features): the last
 ``frames_per_clip`` frames form a clip, giving [frames_per_clip / tubelet, h, w, D]. Tokens are layer-normed when
 the model was loaded with ``normalize=True`` (the AC predictor consumes normalized latents): by
-``WorldModel.encode`` for single frames; clips come raw from the backend's ``encode_clip`` and get the one token
-norm of :func:`vjepa_core.tokens.normalize_tokens`, once.
+``WorldModel.encode`` (single frames) and ``WorldModel.encode_clip`` (clips), once, with
+:func:`vjepa_core.tokens.normalize_tokens`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import torch
 
 from vjepa_core.loading import LoadedModel
 from vjepa_core.preprocessing import CROP_POLICIES, preprocess_clip, preprocess_frames
-from vjepa_core.tokens import normalize_tokens
 
 __all__ = ["EncodedFrame", "FrameEncoder"]
 
@@ -79,8 +78,6 @@ class FrameEncoder:
         t0 = time.perf_counter()
         wm = self.model.world_model
         x = preprocess_clip(frames, self.size, self.crop)[None]  # [1, 3, T, S, S]
-        tokens = wm.backend.encode_clip(x)  # [1, T/t * h * w, D], raw
-        if wm.normalize:
-            tokens = normalize_tokens(tokens)
+        tokens = wm.encode_clip(x)  # [1, T/t * h * w, D], normalised by the world model when it normalises
         out = tokens.float().cpu().numpy().reshape(self.grid)
         return EncodedFrame(np.ascontiguousarray(out, dtype=np.float32), time.perf_counter() - t0)

@@ -6,8 +6,8 @@ budget; imagined poses are updated with the torch pose math on the model's devic
 exact frame-level KV cache when the backend has one (otherwise the reference's whole-sequence recompute).
 
 The inference layer knows nothing of planning: a planner is built on top of it with
-``vjepa_core.planning.CEMPlanner.for_world_model(world_model, config)``. (The torch pose math still lives in
-``vjepa_core.planning.pose_torch``, a leaf module with no planning logic.)
+``vjepa_core.planning.CEMPlanner.for_world_model(world_model, config)``. Imagined poses use the torch pose
+math of ``vjepa_core.pose_torch`` (beside the numpy ``vjepa_core.pose``).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..planning.pose_torch import compute_new_pose_torch
 from ..pose import poses_to_diff
+from ..pose_torch import compute_new_pose_torch
 from ..tokens import normalize_tokens
 from .base import InferenceBackend, ShapeMismatchError
 
@@ -98,6 +98,12 @@ class WorldModel:
         if squeeze == 3:
             return out[0, 0]
         return out[0] if squeeze == 4 else out
+
+    @torch.no_grad()
+    def encode_clip(self, video: torch.Tensor) -> torch.Tensor:
+        """Encode a video clip ``[B, 3, T, H, W]`` (consecutive frames share tubelets) into (normalised) tokens
+        ``[B, T / tubelet * N, D]``; backends that take single frames only raise ``BackendError``."""
+        return self._norm(self.backend.encode_clip(video))
 
     def auto_chunk_size(self, samples: int, total_frames: int) -> int:
         """Samples per predictor call so one call's activations (+ KV cache) fit the memory budget."""

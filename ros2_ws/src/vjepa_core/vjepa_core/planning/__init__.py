@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from ..pose_torch import compute_new_pose_torch, euler_to_matrix_torch, matrix_to_euler_torch
 from .cem import PRESETS, CEMConfig, CEMPlanner, PlanResult, Unroll
 from .energy import Objective, get_objective, l1_energy, l2_energy
-from .pose_torch import compute_new_pose_torch, euler_to_matrix_torch, matrix_to_euler_torch
 
 __all__ = [
     "PRESETS",
