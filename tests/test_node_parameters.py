@@ -1,5 +1,5 @@
 """The parameter files in config/ and the parameters the nodes declare agree: no typo'd key is silently ignored,
-and every declared parameter has a description and a default in its config file."""
+every declared parameter has a description and a default in its config file, and the two defaults are equal."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_config_file_matches_declared_parameters(config, node, declared):
     params = yaml.safe_load((ROOT / "config" / config).read_text())[node]["ros__parameters"]
     assert set(params) <= set(declared), f"unknown keys in {config}: {sorted(set(params) - set(declared))}"
-    missing = set(declared) - set(params) - {"diagnostics_period_s", "warn_throttle_s", "goal_timeout_s"}
+    missing = set(declared) - set(params)
     assert not missing, f"{config} lacks defaults for {sorted(missing)}"
     for name, (default, description) in declared.items():
         assert description and len(description) > 10, f"{node}.{name} has no useful description"
@@ -27,3 +27,5 @@ def test_config_file_matches_declared_parameters(config, node, declared):
             assert type(params[name]) is type(default) or (isinstance(default, float) and
                                                           isinstance(params[name], (int, float))), (
                 f"{config}: {name} is {type(params[name]).__name__}, node declares {type(default).__name__}")
+            assert params[name] == default, (
+                f"{config}: {name} = {params[name]!r} but the node's default is {default!r} (one value, two places)")
