@@ -20,6 +20,7 @@ setup(
     entry_points={
         "console_scripts": [
             "encoder_node = vjepa_perception.encoder_node:main",
+            "action_node = vjepa_perception.action_node:main",
         ],
     },
 )
