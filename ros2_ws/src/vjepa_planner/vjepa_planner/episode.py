@@ -5,6 +5,22 @@ than the motion arrives, plan again; until the goal criterion, the step budget, 
 episode. The node feeds observations in and sends out whatever the loop returns, so every rule here is tested
 without a ROS graph.
 
+An episode is a sequence of goals (:class:`GoalSpec`: a goal latent, its own step budget and energy threshold),
+as the paper's pick-and-place with three goal images and budgets 4 / 10 / 4. The loop pursues goal *i* until its
+goal energy is <= its threshold (REACHED) or its budget is spent (BUDGET_SPENT: after the budget's last step
+the goal energy is measured once more, without planning, so the last step counts), then moves on to goal *i+1*
+at once, from the same observation. A spent budget is no failure for an intermediate goal. The episode's outcome:
+SUCCEEDED when the last goal is reached; FAILED ("step budget of N exhausted") when the last goal's budget is
+spent first, or when a fault persists or the planner errs; STOPPED on stop. A one-goal episode (``start``) follows
+exactly these rules. :meth:`EpisodeLoop.results` says how each goal ended.
+
+The gripper: every target carries a gripper *command*, 1.0 (closed) or 0.0 (open), for the adapter (which
+closes above 0.5 and sends only on change). The loop latches it: it changes only when a plan's gripper delta
+moves the imagined closedness (measured + delta, as the world model sees it) across 0.5 in the delta's
+direction; a zero delta keeps it. So a grasp holds: fingers closed on a 5 cm cup read 0.375, below 0.5, and the
+measured value must not become an "open" command in the next step or in a stop's hold. At an episode's first
+target the latch is read from the fingers (closed above ``LoopConfig.gripper_closed_above``).
+
 Planning is slow (up to a second) and must never delay a stop, so the loop does not plan itself:
 :meth:`EpisodeLoop.tick` hands out a :class:`PlanRequest` stamped with the loop's *generation*, the caller plans
 outside its lock and gives the result back to :meth:`EpisodeLoop.finish`. ``start``, ``stop``, ``pause``,
@@ -16,6 +32,7 @@ by ``finish``: no target computed before a stop is ever sent after it. The calle
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,8 +42,8 @@ from vjepa_core.msgconv import LatentArray
 
 from .safety import SafetyFault, SafetyLimits, check_finite, check_fresh, check_model, make_safe_command
 
-__all__ = ["State", "Severity", "PoseObservation", "PlanRequest", "PlanOutput", "Status", "Decision",
-           "LoopConfig", "EpisodeLoop", "TERMINAL"]
+__all__ = ["State", "Severity", "GoalOutcome", "GoalSpec", "GoalResult", "PoseObservation", "PlanRequest",
+           "PlanOutput", "Status", "Decision", "LoopConfig", "EpisodeLoop", "TERMINAL", "GRIPPER_THRESHOLD"]
 
 
 class State(enum.IntEnum):
@@ -43,6 +60,52 @@ class State(enum.IntEnum):
 
 
 TERMINAL = (State.SUCCEEDED, State.FAILED, State.STOPPED)
+
+#: Closedness above which the robot adapters close the gripper (``vjepa_planner.adapters``).
+GRIPPER_THRESHOLD = 0.5
+
+
+class GoalOutcome(enum.IntEnum):
+    """How one goal of an episode ended; mirrors ``OUTCOME_*`` of ``vjepa_interfaces/action/ReachGoals``."""
+
+    NOT_STARTED = 0   # the episode ended before this goal began
+    REACHED = 1       # goal energy <= its threshold (or the goal position was reached)
+    BUDGET_SPENT = 2  # its step budget ended it
+    STOPPED = 3       # a stop, a cancel or a new goal ended the episode while this goal was pursued
+    FAILED = 4        # a fault or an internal error ended the episode while this goal was pursued
+
+
+@dataclass(frozen=True)
+class GoalSpec:
+    """One goal of an episode: the latent to reach, the planning steps allowed toward it and when it counts as
+    reached (``energy_threshold`` > 0: goal energy <= it; ``position`` with ``LoopConfig.goal_position_tolerance``:
+    the end effector within that distance of it). Defaults of a node are resolved by the caller."""
+
+    latent: LatentArray
+    max_steps: int
+    energy_threshold: float = 0.0       # 0: no threshold (the goal runs its whole budget)
+    position: np.ndarray | None = None  # [3] optional goal position (tests and scripted goals)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_steps, bool) or int(self.max_steps) != self.max_steps or self.max_steps < 1:
+            raise ValueError(f"a goal's max_steps must be an integer >= 1, got {self.max_steps!r}")
+        threshold = float(self.energy_threshold)
+        if not (np.isfinite(threshold) and threshold >= 0):
+            raise ValueError(f"a goal's energy_threshold must be a finite number >= 0, got {self.energy_threshold}")
+        if self.position is not None:
+            position = np.asarray(self.position, float).reshape(-1)
+            if position.shape != (3,) or not np.all(np.isfinite(position)):
+                raise ValueError(f"a goal's position must be 3 finite numbers, got {self.position!r}")
+            object.__setattr__(self, "position", position)
+
+
+@dataclass(frozen=True)
+class GoalResult:
+    """How one goal ended, the planning steps taken toward it and its goal energy at its last measurement."""
+
+    outcome: GoalOutcome
+    steps: int
+    final_goal_energy: float  # NaN when never measured
 
 
 class Severity(enum.IntEnum):
@@ -73,6 +136,9 @@ class PlanRequest:
     latent: LatentArray                 # the camera latent to plan from
     state: np.ndarray                   # [7] the end-effector state to plan from
     issued: float                       # node time the request was made
+    goal_index: int = 0                 # which goal of the episode ``goal`` is
+    energy_threshold: float = 0.0       # the goal's threshold: a planner may skip the search when it is met
+    measure_only: bool = False          # only the goal energy is wanted (the goal's budget is spent): no plan
 
 
 @dataclass
@@ -84,6 +150,7 @@ class PlanOutput:
     goal_energy: float          # energy of the current observation to the goal (no action)
     planning_time: float = 0.0  # seconds of wall time
     cancelled: bool = False     # the planner gave up because the request stopped being current
+    planned: bool = True        # False: no search ran (measure_only, or the goal energy met the threshold)
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -107,6 +174,9 @@ class Status:
     ee_state: np.ndarray = field(default_factory=_zeros)     # [7] the state the plan started from
     planning_time: float = 0.0
     latent_age: float = 0.0
+    goal_index: int = 0    # the goal being pursued (0-based)
+    num_goals: int = 0     # goals of the episode (0 before the first episode)
+    goal_step: int = 0     # planning steps taken toward this goal
 
 
 @dataclass
@@ -130,6 +200,7 @@ class LoopConfig:
     fault_timeout: float = 10.0             # a fault lasting this long ends the episode as FAILED
     expected_model_id: str = ""             # "" accepts latents of any model
     require_gripper: bool = False           # the gripper is planned: a missing/stale gripper state is a fault
+    gripper_closed_above: float = 0.1       # fingers reading more closedness count as closed at an episode's start
 
     def __post_init__(self) -> None:
         problems = []
@@ -143,6 +214,9 @@ class LoopConfig:
             value = float(getattr(self, name))
             if not (np.isfinite(value) and value >= 0):
                 problems.append(f"{name} must be >= 0, got {value}")
+        if not 0.0 <= float(self.gripper_closed_above) < GRIPPER_THRESHOLD:
+            problems.append(f"gripper_closed_above must be in [0, {GRIPPER_THRESHOLD}), "
+                            f"got {self.gripper_closed_above}")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -158,10 +232,17 @@ class EpisodeLoop:
         self.step = 0
         self.generation = 0
         self.message = "waiting for a goal"
+        self.goals: list[GoalSpec] = []
+        self.goal_index = 0
+        self.goal_step = 0
         self.goal: LatentArray | None = None
         self.goal_position: np.ndarray | None = None
         self.pending: PlanRequest | None = None
         self.last_plan: PlanOutput | None = None
+        self.gripper_closed: bool | None = None  # the latched gripper command (None: read it from the fingers)
+        self._outcomes: list[GoalOutcome] = []
+        self._goal_steps: list[int] = []
+        self._goal_energies: list[float] = []
         self._target: np.ndarray | None = None
         self._command_time: float | None = None
         self._settled_time: float | None = None
@@ -176,28 +257,49 @@ class EpisodeLoop:
         """Whether ``request`` is still wanted (no start/stop/pause/resume/fail since it was handed out)."""
         return request.generation == self.generation
 
+    def results(self) -> list[GoalResult]:
+        """How each goal of the current (or last) episode ended so far, in order."""
+        return [GoalResult(o, s, e) for o, s, e in zip(self._outcomes, self._goal_steps, self._goal_energies)]
+
     # ---- commands from services -------------------------------------------------------------------------------
     def start(self, now: float, goal: LatentArray, goal_position: np.ndarray | None = None,
               paused: bool = False) -> int:
-        """Begin a new episode toward ``goal``; returns the episode id. A plan still running is discarded."""
+        """Begin a one-goal episode toward ``goal`` with the config's budget and threshold; returns its id."""
+        spec = GoalSpec(goal, int(self.config.max_steps), float(self.config.energy_threshold), goal_position)
+        return self.start_goals(now, [spec], paused)
+
+    def start_goals(self, now: float, goals: Sequence[GoalSpec], paused: bool = False) -> int:
+        """Begin a new episode through ``goals`` in order; returns the episode id. A plan still running (of an
+        episode this one replaces) is discarded."""
+        goals = list(goals)
+        if not goals:
+            raise ValueError("an episode needs at least one goal")
         self._new_generation()
         self.episode += 1
         self.step = 0
-        self.goal = goal
-        self.goal_position = None if goal_position is None else np.asarray(goal_position, float).reshape(3)
+        self.goals = goals
+        self.goal_index = 0
+        self.goal_step = 0
+        self._outcomes = [GoalOutcome.NOT_STARTED] * len(goals)
+        self._goal_steps = [0] * len(goals)
+        self._goal_energies = [float("nan")] * len(goals)
+        self._select_goal()
+        self.gripper_closed = None  # read from the fingers at the first target (the world may have been reset)
         self._target = None
         self._command_time = None
         self._settled_time = None
         self._fault_since = None
         self.last_plan = None
         self.state = State.PAUSED if paused else State.PLANNING
-        self.message = "goal set" + (", paused until resume" if paused else "")
+        what = "goal set" if len(goals) == 1 else f"{len(goals)} goals set"
+        self.message = what + (", paused until resume" if paused else "")
         return self.episode
 
     def stop(self, pose: PoseObservation | None, reason: str = "stop requested") -> Decision:
         """End the episode and hold at ``pose`` (the newest pose; when known and finite)."""
         self._new_generation()
         if self.active:
+            self._end_current(GoalOutcome.STOPPED)
             self.state = State.STOPPED
         return Decision(target=self._hold_target(pose), status=self._status(reason))
 
@@ -205,6 +307,7 @@ class EpisodeLoop:
         """End the episode as FAILED (an internal error) and hold at ``pose``."""
         self._new_generation()
         if self.active:
+            self._end_current(GoalOutcome.FAILED)
             self.state = State.FAILED
         return Decision(target=self._hold_target(pose), status=self._status(reason, severity=Severity.ERROR))
 
@@ -228,7 +331,8 @@ class EpisodeLoop:
 
     def report(self, message: str, severity: Severity = Severity.WARN) -> Status:
         """A status about something outside the episode (e.g. a refused message); changes nothing."""
-        return Status(self.episode, self.step, self.state, message, severity)
+        return Status(self.episode, self.step, self.state, message, severity, goal_index=self.goal_index,
+                      num_goals=len(self.goals), goal_step=self.goal_step)
 
     # ---- the loop ------------------------------------------------------------------------------------------
     def tick(self, now: float, pose: PoseObservation | None, latent: LatentArray | None) -> Decision:
@@ -246,25 +350,35 @@ class EpisodeLoop:
 
     def finish(self, request: PlanRequest, out: PlanOutput, now: float, pose: PoseObservation | None) -> Decision:
         """Take a finished plan: command its action from the planned state (safety limits applied), unless the
-        request is no longer current (then nothing at all happens) or the newest pose forbids moving."""
+        request is no longer current (then nothing at all happens) or the newest pose forbids moving. A goal
+        energy at or below the goal's threshold ends the goal instead (reached), as does the measurement after
+        a spent budget."""
         if not self.is_current(request) or self.pending is not request:
             return Decision()
         self.pending = None
         if out.cancelled:
             return Decision()
         self.last_plan = out
-        cfg = self.config
-        if cfg.energy_threshold > 0 and out.goal_energy <= cfg.energy_threshold:
-            self.state = State.SUCCEEDED
-            return Decision(status=self._status(
-                f"goal energy {out.goal_energy:.4f} <= threshold {cfg.energy_threshold:.4f}",
-                ee_state=request.state, goal_energy=out.goal_energy))
+        goal = self.goals[self.goal_index]
+        if np.isfinite(out.goal_energy):
+            self._goal_energies[self.goal_index] = float(out.goal_energy)
+        threshold = goal.energy_threshold
+        if threshold > 0 and out.goal_energy <= threshold:
+            return self._goal_done(GoalOutcome.REACHED,
+                                   f"goal energy {out.goal_energy:.4f} <= threshold {threshold:.4f}",
+                                   request.state, out.goal_energy)
+        if request.measure_only:
+            return self._goal_done(GoalOutcome.BUDGET_SPENT, f"step budget of {goal.max_steps} exhausted "
+                                   f"(goal energy {out.goal_energy:.4f})", request.state, out.goal_energy)
+        if not out.planned:  # a planner that skipped the search for a goal that is not reached: nothing to send
+            return self._fault(now, SafetyFault("the planner returned no plan"))
         try:
             self._check_pose(now, pose)  # the arm is still observed (the plan took a while)
             cmd = make_safe_command(request.state, out.action, self.limits)
         except SafetyFault as fault:
             return self._fault(now, fault)
         self._fault_since = None
+        cmd.target_state[6] = self._gripper_command(float(request.state[6]), float(cmd.action[6]))
         self._target = cmd.target_state
         self._command_time = now
         self._settled_time = None
@@ -274,12 +388,52 @@ class EpisodeLoop:
                               energy=out.energy, goal_energy=out.goal_energy, planning_time=out.planning_time,
                               latent_age=request.issued - request.latent.stamp)
         self.step += 1
+        self.goal_step += 1
+        self._goal_steps[self.goal_index] += 1
         return Decision(target=cmd.target_state.copy(), status=status)
 
     # ---- internals -----------------------------------------------------------------------------------------
     def _new_generation(self) -> None:
         self.generation += 1
         self.pending = None
+
+    def _select_goal(self) -> None:
+        goal = self.goals[self.goal_index]
+        self.goal, self.goal_position = goal.latent, goal.position
+
+    def _end_current(self, outcome: GoalOutcome) -> None:
+        """Record how the goal being pursued ended (when the episode ends before the goal does)."""
+        if self.goals and self._outcomes[self.goal_index] == GoalOutcome.NOT_STARTED:
+            self._outcomes[self.goal_index] = outcome
+
+    def _goal_done(self, outcome: GoalOutcome, message: str, ee_state: np.ndarray | None,
+                   goal_energy: float) -> Decision:
+        """The goal being pursued ended (reached or budget spent): the episode ends after its last goal
+        (SUCCEEDED only when reached), otherwise the next goal is pursued from the same observation."""
+        i, n = self.goal_index, len(self.goals)
+        self._outcomes[i] = outcome
+        prefix = f"goal {i + 1}/{n}: " if n > 1 else ""
+        if i + 1 >= n:
+            self.state = State.SUCCEEDED if outcome == GoalOutcome.REACHED else State.FAILED
+            return Decision(status=self._status(prefix + message, ee_state=ee_state, goal_energy=goal_energy))
+        self.goal_index += 1
+        self.goal_step = 0
+        self._select_goal()
+        self.state = State.PLANNING
+        return Decision(status=self._status(f"{prefix}{message}; next: goal {i + 2}/{n}", ee_state=ee_state,
+                                            goal_energy=goal_energy))
+
+    def _gripper_command(self, measured: float, delta: float) -> float:
+        """The gripper command of a target (1.0 closed, 0.0 open): the latch, changed only when the plan's
+        gripper ``delta`` moves the imagined closedness ``measured + delta`` across the threshold that way."""
+        if self.gripper_closed is None:
+            self.gripper_closed = measured > self.config.gripper_closed_above
+        imagined = min(max(measured + delta, 0.0), 1.0)
+        if delta > 0 and imagined > GRIPPER_THRESHOLD:
+            self.gripper_closed = True
+        elif delta < 0 and imagined <= GRIPPER_THRESHOLD:
+            self.gripper_closed = False
+        return 1.0 if self.gripper_closed else 0.0
 
     def _check_pose(self, now: float, pose: PoseObservation | None) -> np.ndarray:
         """The pose's finite 7-D state, or a fault: missing, stale, from the future, or a stale gripper."""
@@ -309,15 +463,15 @@ class EpisodeLoop:
         if self._settled_time is not None and latent.stamp <= self._settled_time:
             return Decision()  # wait for a camera frame taken after the arm settled
         self._fault_since = None
+        goal = self.goals[self.goal_index]
         if self.goal_position is not None and cfg.goal_position_tolerance > 0:
             dist = float(np.linalg.norm(state[:3] - self.goal_position))
             if dist <= cfg.goal_position_tolerance:
-                self.state = State.SUCCEEDED
-                return Decision(status=self._status(f"goal position reached ({dist * 100:.1f} cm)", ee_state=state))
-        if self.step >= cfg.max_steps:
-            self.state = State.FAILED
-            return Decision(status=self._status(f"step budget of {cfg.max_steps} exhausted", ee_state=state))
-        self.pending = PlanRequest(self.generation, self.episode, self.step, self.goal, latent, state.copy(), now)
+                return self._goal_done(GoalOutcome.REACHED, f"goal position reached ({dist * 100:.1f} cm)", state,
+                                       float("nan"))
+        self.pending = PlanRequest(self.generation, self.episode, self.step, self.goal, latent, state.copy(), now,
+                                   goal_index=self.goal_index, energy_threshold=goal.energy_threshold,
+                                   measure_only=self.goal_step >= goal.max_steps)
         return Decision(plan=self.pending)
 
     def _fault(self, now: float, fault: SafetyFault) -> Decision:
@@ -325,6 +479,7 @@ class EpisodeLoop:
         if self._fault_since is None:
             self._fault_since = now
         if now - self._fault_since >= self.config.fault_timeout:
+            self._end_current(GoalOutcome.FAILED)
             self.state = State.FAILED
             return Decision(status=self._status(f"fault persisted {self.config.fault_timeout:.1f} s: {fault}",
                                                 severity=Severity.ERROR))
@@ -345,10 +500,15 @@ class EpisodeLoop:
         return Decision(status=self._status(msg))
 
     def _hold_target(self, pose: PoseObservation | None) -> np.ndarray | None:
+        """The newest pose as a target, with the latched gripper command (a hold never drops a grasped object)."""
         if pose is None:
             return None
         value = np.asarray(pose.state, dtype=np.float64).reshape(-1)
-        return value.copy() if value.shape == (7,) and np.all(np.isfinite(value)) else None
+        if value.shape != (7,) or not np.all(np.isfinite(value)):
+            return None
+        value = value.copy()
+        value[6] = self._gripper_command(float(value[6]), 0.0)
+        return value
 
     def _status(self, message: str, *, severity: Severity = Severity.INFO, ee_state: np.ndarray | None = None,
                 action: np.ndarray | None = None, raw_action: np.ndarray | None = None,
@@ -362,4 +522,5 @@ class EpisodeLoop:
             raw_action=_zeros() if raw_action is None else np.asarray(raw_action, float),
             ee_state=_zeros() if ee_state is None else np.asarray(ee_state, float),
             planning_time=float(planning_time), latent_age=float(latent_age),
+            goal_index=self.goal_index, num_goals=len(self.goals), goal_step=self.goal_step,
         )

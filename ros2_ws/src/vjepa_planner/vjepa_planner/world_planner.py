@@ -41,7 +41,7 @@ class LatentPlanner:
         self.cem = CEMPlanner.for_world_model(world_model, cem)
         self.device = be.device
         self.expected_grid: tuple[int, int, int] = (h, w, int(be.embed_dim))
-        self._episode: int | None = None
+        self._goal: tuple[int, int] | None = None  # (episode, goal index) of the last plan
 
     def tokens(self, latent: LatentArray) -> torch.Tensor:
         """A latent's last frame as the predictor's ``[N, D]`` tokens, layer-normed once when the model wants it."""
@@ -57,16 +57,25 @@ class LatentPlanner:
 
     @torch.no_grad()
     def __call__(self, request: PlanRequest, cancel: Callable[[], bool] | None = None) -> PlanOutput:
-        """Plan for ``request``; ``cancel`` (asked between CEM iterations) abandons it early."""
+        """Plan for ``request``; ``cancel`` (asked between CEM iterations) abandons it early.
+
+        The goal energy of the current observation comes first: when the request only measures it
+        (``measure_only``: the goal's budget is spent) or it already meets the goal's threshold, no search runs
+        (``planned=False``), so moving on to the next goal of a sequence costs no plan.
+        """
         t0 = time.perf_counter()
-        if request.episode != self._episode:  # a new goal: forget the last plan, re-seed (reproducible episodes)
+        key = (request.episode, request.goal_index)
+        if key != self._goal:  # a new goal: forget the last plan, re-seed (reproducible episodes)
             self.cem.reset()
-            self._episode = request.episode
+            self._goal = key
         ctx = self.tokens(request.latent)
         goal = self.tokens(request.goal)
+        goal_energy = float(self.cem.objective(ctx[None], goal)[0])
+        if request.measure_only or (request.energy_threshold > 0 and goal_energy <= request.energy_threshold):
+            return PlanOutput(action=np.zeros(7), energy=float("nan"), goal_energy=goal_energy,
+                              planning_time=time.perf_counter() - t0, planned=False)
         st = torch.as_tensor(np.asarray(request.state, dtype=np.float32), device=self.device).reshape(1, 7)
         result = self.cem.plan(ctx[None], st, goal, cancel=cancel)
-        goal_energy = float(self.cem.objective(ctx[None], goal)[0])
         return PlanOutput(action=result.actions[0].double().cpu().numpy(), energy=result.energy,
                           goal_energy=goal_energy, planning_time=time.perf_counter() - t0,
                           cancelled=result.cancelled,
