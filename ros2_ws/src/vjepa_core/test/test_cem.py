@@ -250,3 +250,52 @@ def test_cancel_is_asked_between_iterations_and_ends_the_plan_early():
     assert planner._last_mean is None  # an abandoned plan does not seed the next one
     full = planner.plan(ctx, st, goal, cancel=lambda: False)
     assert not full.cancelled and full.samples_evaluated == 500 and np.isfinite(full.energy)
+
+
+def test_gripper_samples_are_clipped_to_the_reference_range_and_a_far_grip_saturates():
+    """Reference ``cem``: gripper samples clipped to +-0.75 (std starts at 1, so many samples hit the clip)."""
+    world = LinearWorld(3)
+    ctx, st, goal = _problem(world, [0.0, 0.0, 0.0, 1.0])  # closedness 0.2 -> 1.2: beyond any single action
+    cfg = CEMConfig(samples=200, iterations=4, seed=0)
+    res = CEMPlanner(cfg, world.unroll, raw_l1).plan(ctx, st, goal)
+    samples = torch.cat(world.seen[:-1])[..., 6]
+    assert samples.abs().max().item() == pytest.approx(0.75)  # clipped, and the clip was reached
+    assert (samples.abs() == 0.75).float().mean().item() > 0.1
+    assert 0.7 < res.actions[0, 6].item() <= 0.75
+
+
+@pytest.mark.parametrize(("grip", "rounded"), [(0.1, True), (-0.2, True), (0.4, False), (-0.4, False)])
+def test_the_final_gripper_value_is_rounded_to_zero_below_a_quarter(grip, rounded):
+    """Reference ``cem``: the returned gripper action is 0 when |mean| < 0.25 (the mean itself is not rounded)."""
+    world = LinearWorld(4)
+    start = torch.tensor([0.4, 0.0, 0.3, 3.1, 0.1, -0.2, 0.5])  # half closed: room to open and to close
+    ctx, st = world.latent(start)[None], start[None]
+    goal = world.latent(start + torch.tensor([0.01, 0.0, -0.01, 0.0, 0.0, 0.0, grip]))
+    res = CEMPlanner(CEMConfig(seed=0), world.unroll, raw_l1).plan(ctx, st, goal)
+    assert res.mean[0, 6].item() == pytest.approx(grip, abs=0.03)
+    if rounded:
+        assert res.actions[0, 6].item() == 0.0
+    else:
+        assert res.actions[0, 6].item() == pytest.approx(grip, abs=0.03)
+
+
+@pytest.mark.parametrize(("m_pos", "m_grip"), [(0.0, 0.5), (0.5, 0.0)])
+def test_the_gripper_has_its_own_momentum(m_pos, m_grip):
+    """Reference ``cem``: mean = (1 - m) * elite mean + m * mean and the same for the std, with separate momenta for
+    dx, dy, dz and for the gripper. One iteration, recomputed from the scored samples."""
+    world = LinearWorld(5)
+    ctx, st, goal = _problem(world, [0.03, -0.02, 0.01, 0.5])
+    cfg = CEMConfig(samples=64, iterations=1, topk=8, seed=0, gripper_round=0.0, momentum_mean=m_pos,
+                    momentum_std=m_pos, momentum_mean_gripper=m_grip, momentum_std_gripper=m_grip / 2)
+    res = CEMPlanner(cfg, world.unroll, raw_l1).plan(ctx, st, goal)
+    samples = world.seen[0]  # [64, 1, 7], as scored
+    elites = samples[torch.topk(raw_l1(world.unroll(ctx, st, samples), goal), 8, largest=False).indices]
+    e_mean, e_std = elites.mean(0)[0], elites.std(0)[0]
+    init_std = torch.tensor([cfg.maxnorm] * 3 + [0.0] * 3 + [1.0])
+    exp_mean = torch.cat([(1 - m_pos) * e_mean[:3], torch.zeros(3), (1 - m_grip) * e_mean[6:]])
+    m_std = torch.tensor([m_pos] * 3 + [0.0] * 3 + [m_grip / 2])
+    exp_std = torch.cat([((1 - m_std) * e_std + m_std * init_std)[:3], torch.zeros(3),
+                         ((1 - m_std) * e_std + m_std * init_std)[6:]])
+    torch.testing.assert_close(res.mean[0], exp_mean, atol=1e-6, rtol=0)
+    torch.testing.assert_close(res.std[0], exp_std, atol=1e-6, rtol=0)
+    torch.testing.assert_close(res.actions[0], exp_mean, atol=1e-6, rtol=0)
