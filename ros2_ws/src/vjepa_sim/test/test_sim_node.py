@@ -22,9 +22,10 @@ from sensor_msgs.msg import CameraInfo, Image, JointState  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
 import vjepa_interfaces.msg  # noqa: E402,F401
-from vjepa_interfaces.msg import GripperCommand  # noqa: E402
+from vjepa_interfaces.msg import GripperCommand, TaskState  # noqa: E402
 from vjepa_interfaces.srv import RenderGoal, ResetSim  # noqa: E402
 from vjepa_sim.sim_node import QOS_COMMAND, QOS_POSE, QOS_STATE, SimNode  # noqa: E402
+from vjepa_sim.tasks import make_episode  # noqa: E402
 
 DOMAIN_ID = 160 + os.getpid() % 40  # one domain per test process, away from the default 0
 
@@ -39,7 +40,7 @@ class Probe:
     def __init__(self, ctx):
         self.node = rclpy.create_node("sim_probe", context=ctx)
         self.lock = threading.Lock()
-        self.msgs = {k: [] for k in ("image", "info", "pose", "joints", "gripper", "status", "clock")}
+        self.msgs = {k: [] for k in ("image", "info", "pose", "joints", "gripper", "status", "clock", "task")}
         n = self.node
         n.create_subscription(Image, "/camera/image_raw", self._rec("image"), QOS_STATE)
         n.create_subscription(CameraInfo, "/camera/camera_info", self._rec("info"), QOS_STATE)
@@ -48,6 +49,7 @@ class Probe:
         n.create_subscription(JointState, "/fr3_gripper/joint_states", self._rec("gripper"), QOS_STATE)
         n.create_subscription(String, "/sim_node/target_status", self._rec("status"), QOS_STATE)
         n.create_subscription(Clock, "/clock", self._rec("clock"), QOS_POSE)
+        n.create_subscription(TaskState, "/vjepa_sim/task_state", self._rec("task"), QOS_STATE)
         self.target_pub = n.create_publisher(
             PoseStamped, "/cartesian_impedance_example_controller/equilibrium_pose", QOS_COMMAND)
         self.gripper_pub = n.create_publisher(GripperCommand, "/vjepa_sim/gripper_command", QOS_COMMAND)
@@ -306,3 +308,83 @@ def test_tiled_camera_publishes_one_stacked_image_and_no_separate_topic():
         req.pose.orientation.x = 1.0
         res = probe.call(probe.goal_cli, req)
         assert res.success and (res.image.width, res.image.height) == (96, 96), res.message
+
+
+def _xyz(p):
+    return np.array([p.x, p.y, p.z])
+
+
+def test_task_reset_goal_images_and_task_state_over_the_graph(graph):
+    """~/reset into a task returns the scene, sub-goals and budgets; ~/render_goal renders each sub-goal; the
+    task state topic carries the object pose and the task's measure; a bad task changes nothing."""
+    sim, probe = graph
+
+    def task_state_after(t0, pred=lambda m: True, what="task state"):
+        return probe.wait(lambda: next((m for m in reversed(probe.all("task"))
+                                        if t_of(m.header.stamp) >= t0 and pred(m)), None), what=what)
+
+    req = ResetSim.Request()
+    req.seed, req.task, req.object_kind = 120, "pick_place", "box"
+    res = probe.call(probe.reset_cli, req)
+    assert res.success, res.message
+    t0 = probe.now()
+    expected = make_episode("pick_place", 120, "box")
+    assert res.task == "pick_place" and list(res.object_kinds) == ["box"] and res.task_object == 0
+    assert list(res.goal_names) == ["grasped", "carried", "released"]
+    assert list(res.goal_max_steps) == [8, 10, 4] and list(res.goal_holds) == [True, True, False]
+    assert np.allclose(_xyz(res.target), expected.target)
+    for pose, goal in zip(res.goal_ee_poses, expected.goals):
+        assert np.allclose(_xyz(pose.position), goal.ee_position)
+    assert np.allclose(_xyz(res.object_poses[0].position), expected.objects[0].position, atol=2e-3)
+    state = task_state_after(t0)
+    assert state.task == "pick_place" and list(state.object_kinds) == ["box"] and not state.held
+    assert not state.success and state.resting and state.gripper_open
+    assert state.distance_xy == pytest.approx(np.linalg.norm(np.array(expected.objects[0].position[:2])
+                                                             - np.array(expected.target[:2])), abs=0.003)
+    assert np.linalg.norm(_xyz(state.ee_pose.position) - np.array(expected.start_position)) < 0.005
+    images = []
+    for k in range(3):
+        q = RenderGoal.Request()
+        q.use_task_goal, q.goal_index = True, k
+        g = probe.call(probe.goal_cli, q)
+        assert g.success, g.message
+        assert (g.image.width, g.image.height) == (256, 256) and len(g.object_poses) == 1
+        assert np.allclose(_xyz(g.achieved_pose.position), expected.goals[k].ee_position, atol=0.005)
+        images.append(np.frombuffer(bytes(g.image.data), np.uint8).astype(int))
+    assert np.abs(images[0] - images[2]).mean() > 0.5  # grasped vs released look different
+    q = RenderGoal.Request()
+    q.use_task_goal, q.goal_index = True, 3
+    bad = probe.call(probe.goal_cli, q)
+    assert not bad.success and "goal index" in bad.message
+    # wrong number of explicit object poses: refused
+    q = RenderGoal.Request()
+    q.pose.position.x, q.pose.position.z, q.pose.orientation.x = 0.5, 0.2, 1.0
+    q.object_poses = [res.object_poses[0], res.object_poses[0]]
+    bad = probe.call(probe.goal_cli, q)
+    assert not bad.success and "objects must give 1" in bad.message
+
+    # reach_object starts with the object in the hand
+    req = ResetSim.Request()
+    req.seed, req.task = 121, "reach_object"
+    res = probe.call(probe.reset_cli, req)
+    assert res.success and res.task == "reach_object"
+    t1 = probe.now()
+    state = task_state_after(t1, lambda m: m.task == "reach_object")
+    assert state.held and all(state.finger_contacts) and state.lift > 0.03
+
+    # an unknown task changes nothing: the reach_object episode goes on
+    req = ResetSim.Request()
+    req.seed, req.task = 122, "juggle"
+    bad = probe.call(probe.reset_cli, req)
+    assert not bad.success and "unknown task" in bad.message
+    state = task_state_after(probe.now(), what="task state after a refused reset")
+    assert state.task == "reach_object" and state.held
+
+    # a plain reset ends the task: blocks, no task object, NaN measures
+    req = ResetSim.Request()
+    req.seed = 11
+    res = probe.call(probe.reset_cli, req)
+    assert res.success and res.task == "" and res.task_object == -1 and len(res.goal_names) == 0
+    t2 = probe.now()
+    state = task_state_after(t2, lambda m: m.task == "")
+    assert state.task_object == -1 and math.isnan(state.distance) and len(state.object_poses) == 3

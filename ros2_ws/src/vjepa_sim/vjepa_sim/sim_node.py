@@ -477,6 +477,7 @@ class SimNode(Node):
         msg.object_names = [o.name for o in objs]
         msg.object_kinds = [o.kind for o in objs]
         msg.object_poses = [_pose_msg(o.position, o.quaternion) for o in objs]
+        msg.ee_pose = _pose_msg(*self.sim.ee_pose())
         msg.gripper_width = float(self.sim.gripper_width())
         msg.seed = int(self.sim.seed)
         ep = self._task
@@ -489,6 +490,7 @@ class SimNode(Node):
         m = tasks.measure(ep, state)
         msg.task, msg.task_object = ep.task, ep.task_object
         msg.finger_contacts = [bool(c) for c in state.finger_contacts]
+        msg.object_speed = float(state.object_speed)
         msg.held, msg.lift, msg.distance, msg.distance_xy = m.held, m.lift, m.distance, m.distance_xy
         msg.gripper_open, msg.resting, msg.success, msg.detail = m.gripper_open, m.resting, m.success, m.detail
         return msg

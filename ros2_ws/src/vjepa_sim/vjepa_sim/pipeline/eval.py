@@ -1,4 +1,7 @@
-"""``vjepa-sim eval`` and ``vjepa-sim demo``: closed-loop reach episodes through the real ROS 2 graph.
+"""``vjepa-sim eval`` and ``vjepa-sim demo``: closed-loop episodes through the real ROS 2 graph.
+
+``--task reach`` (the default, described here) runs free-space reaching; ``--task grasp | reach_object |
+pick_place`` runs the manipulation tasks (:mod:`.task_eval`, on the same graph and the same policies).
 
 The graph is the deployment one: ``sim_node`` (camera, pose, ``~/reset``, ``~/render_goal``), ``encoder_node``
 (camera -> ``/vjepa/latent``, ``~/encode`` for goal images) and ``planner_node`` (CEM on the AC predictor,
@@ -13,7 +16,8 @@ runner. This process is only the experimenter: per episode it
 4. measures the final end-effector distance to the target: **success when it is within ``success_radius``**.
 
 ``--policy random`` replaces the planner by uniformly random actions of the same size bound (the baseline):
-the same episodes, the same step budget, targets sent straight to sim_node.
+the same episodes, the same step budget, targets sent straight to sim_node. ``--policy scripted`` moves
+straight at the target in steps of the same bound (the upper bound), stopping within 5 mm of it.
 """
 
 from __future__ import annotations
@@ -22,25 +26,31 @@ import argparse
 import math
 import shlex
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from .experimenter import Experimenter, image_array, pose_msg
 from .graph import NodeGraph
 from .report import summarize, write_episode_figure, write_json, write_report
 from .settings import Settings, add_common_arguments, load_settings
 
-__all__ = ["add_arguments_demo", "add_arguments_eval", "run_demo", "run_eval", "sample_tasks", "evaluate"]
+__all__ = ["POLICIES", "TASK_NAMES", "add_arguments_demo", "add_arguments_eval", "evaluate", "plan_states",
+           "run_demo", "run_eval", "sample_tasks"]
 
-POSE_TOPIC = "/franka_robot_state_broadcaster/current_pose"
-TARGET_TOPIC = "/cartesian_impedance_example_controller/equilibrium_pose"
-IMAGE_TOPIC = "/camera/image_raw"
-LATENT_TOPIC = "/vjepa/latent"
-DOWN_QUAT = (1.0, 0.0, 0.0, 0.0)
-TERMINAL_STATES = (5, 6, 7)  # PlanStatus SUCCEEDED, FAILED, STOPPED
+TASK_NAMES = ("reach", "grasp", "reach_object", "pick_place")
+POLICIES = ("planner", "random", "scripted")
+SCRIPTED_REACH_TOLERANCE = 0.005  # the scripted reach stops within this of the target [m]
+
+
+def plan_states() -> dict:
+    """The PlanStatus states the evaluation acts on, by name from the message's STATE_* constants (never as bare
+    numbers): ``executing`` (one planning step done, its action sent) and ``terminal`` (the episode ended)."""
+    from vjepa_interfaces.msg import PlanStatus
+
+    return {"executing": PlanStatus.STATE_EXECUTING,
+            "terminal": frozenset((PlanStatus.STATE_SUCCEEDED, PlanStatus.STATE_FAILED, PlanStatus.STATE_STOPPED))}
 
 
 def sample_tasks(n: int, seed: int, lo: list, hi: list, min_distance: float) -> list:
@@ -95,139 +105,27 @@ def graph_nodes(settings: Settings, model_dir: Path | None, backend: str, real_t
     return nodes
 
 
-def _planner_param(settings: Settings, name: str, default: Any) -> Any:
-    """A value from the planner params file (the random baseline uses the planner's step bound)."""
-    import yaml
-
-    doc = yaml.safe_load(settings.path(settings.section("eval")["planner_params"]).read_text()) or {}
-    return ((doc.get("planner_node") or {}).get("ros__parameters") or {}).get(name, default)
-
-
-class _Experimenter:
-    """The evaluation's own rclpy node: service clients, pose/image/latent/status subscriptions (spun in a thread)."""
-
-    def __init__(self, graph: NodeGraph) -> None:
-        import rclpy
-        from geometry_msgs.msg import PoseStamped
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.qos import QoSProfile, ReliabilityPolicy
-        from rosgraph_msgs.msg import Clock
-        from sensor_msgs.msg import Image
-
-        from vjepa_interfaces.msg import Latent, PlanStatus
-        from vjepa_interfaces.srv import RenderGoal, ResetSim, SetGoal
-
-        self.graph = graph
-        rclpy.init(domain_id=graph.domain_id)  # the graph's domain; our environment stays untouched
-        self.node = rclpy.create_node("vjepa_sim_eval")
-        self.lock = threading.Lock()
-        self.pose: np.ndarray | None = None
-        self.image: tuple | None = None  # (stamp, array)
-        self.latent_stamp = -1.0
-        self.clock = -1.0
-        self.status: list = []
-        n = self.node
-        n.create_subscription(PoseStamped, POSE_TOPIC, self._on_pose,
-                              QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
-        n.create_subscription(Image, IMAGE_TOPIC, self._on_image, 5)
-        n.create_subscription(Latent, LATENT_TOPIC, self._on_latent, 5)
-        n.create_subscription(PlanStatus, "/planner_node/status", self._on_status, 50)
-        n.create_subscription(Clock, "/clock", self._on_clock, 10)
-        self.target_pub = n.create_publisher(PoseStamped, TARGET_TOPIC, 10)
-        self.reset_cli = n.create_client(ResetSim, "/sim_node/reset")
-        self.render_cli = n.create_client(RenderGoal, "/sim_node/render_goal")
-        self.goal_cli = n.create_client(SetGoal, "/planner_node/set_goal")
-        self.types = {"ResetSim": ResetSim, "RenderGoal": RenderGoal, "SetGoal": SetGoal, "PoseStamped": PoseStamped}
-        self.executor = SingleThreadedExecutor()  # one thread: callbacks never race the shutdown
-        self.executor.add_node(n)
-        self._spin = threading.Thread(target=self.executor.spin, daemon=True)
-        self._spin.start()
-
-    # ---- subscriptions
-    def _on_pose(self, msg: Any) -> None:
-        p = msg.pose.position
-        with self.lock:
-            self.pose = np.array([p.x, p.y, p.z])
-
-    def _on_image(self, msg: Any) -> None:
-        if msg.encoding != "rgb8":
-            return
-        arr = np.frombuffer(bytes(msg.data), dtype=np.uint8).reshape(msg.height, msg.step)[:, : msg.width * 3]
-        with self.lock:
-            self.image = (msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9,
-                          arr.reshape(msg.height, msg.width, 3).copy())
-
-    def _on_latent(self, msg: Any) -> None:
-        with self.lock:
-            self.latent_stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-
-    def _on_clock(self, msg: Any) -> None:
-        with self.lock:
-            self.clock = msg.clock.sec + msg.clock.nanosec * 1e-9
-
-    def _on_status(self, msg: Any) -> None:
-        with self.lock:
-            self.status.append(msg)
-
-    # ---- helpers
-    def wait(self, predicate: Any, timeout: float, what: str) -> None:
-        """Poll ``predicate`` until true; ``TimeoutError`` naming ``what`` (and the node log) otherwise."""
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            self.graph.check()
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}\n{self.graph.tail()}")
-            time.sleep(0.02)
-
-    def call(self, client: Any, request: Any, what: str, timeout: float = 60.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while not client.wait_for_service(timeout_sec=0.5):
-            self.graph.check()
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"service {what} not available after {timeout:.0f} s\n{self.graph.tail()}")
-        future = client.call_async(request)
-        self.wait(future.done, timeout, f"the answer of {what}")
-        return future.result()
-
-    def close(self) -> None:
-        import rclpy
-
-        self.executor.shutdown(timeout_sec=10.0)  # wait for running callbacks before destroying their node
-        self._spin.join(timeout=10.0)
-        self.node.destroy_node()
-        rclpy.try_shutdown()
-
-
-def _pose_msg(position: Any, quat: Any = DOWN_QUAT) -> Any:
-    from geometry_msgs.msg import Pose
-
-    pose = Pose()
-    pose.position.x, pose.position.y, pose.position.z = (float(v) for v in position)
-    pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = (float(v) for v in quat)
-    return pose
-
-
-def _run_episode(ex: _Experimenter, task: dict, policy: str, e: dict, rng: np.random.Generator,
+def _run_episode(ex: Experimenter, task: dict, policy: str, e: dict, rng: np.random.Generator,
                  maxnorm: float, verbose: bool) -> tuple:
     """One reach episode; returns (record, start image, goal image, final image)."""
     T = ex.types
+    states = plan_states()
     target = np.array(task["target"])
     req = T["ResetSim"].Request()
-    req.seed, req.use_start_pose, req.start_pose, req.gripper = task["scene_seed"], True, _pose_msg(task["start"]), 0.0
+    req.seed, req.use_start_pose, req.start_pose, req.gripper = task["scene_seed"], True, pose_msg(task["start"]), 0.0
     res = ex.call(ex.reset_cli, req, "/sim_node/reset")
     if not res.success:
         raise RuntimeError(f"episode {task['index']}: reset failed: {res.message}")
     with ex.lock:
         t_reset = ex.clock
     req = T["RenderGoal"].Request()
-    req.pose, req.gripper, req.camera = _pose_msg(target), 0.0, ""
+    req.pose, req.gripper, req.camera = pose_msg(target), 0.0, ""
     goal = ex.call(ex.render_cli, req, "/sim_node/render_goal")
     if not goal.success:
         raise RuntimeError(f"episode {task['index']}: goal not reachable: {goal.message}")
     a = goal.achieved_pose.position
     target = np.array([a.x, a.y, a.z])  # the pose the goal image shows
-    goal_img = np.frombuffer(bytes(goal.image.data), dtype=np.uint8).reshape(
-        goal.image.height, goal.image.step)[:, : goal.image.width * 3].reshape(goal.image.height, goal.image.width, 3)
+    goal_img = image_array(goal.image)
     ex.wait(lambda: ex.image is not None and ex.image[0] >= t_reset, 30.0, "a camera frame after the reset")
     with ex.lock:
         start_img = ex.image[1].copy()
@@ -261,7 +159,7 @@ def _run_episode(ex: _Experimenter, task: dict, policy: str, e: dict, rng: np.ra
             for m in new:
                 if m.episode != episode_id:
                     continue
-                if m.state == 2 and math.isfinite(m.energy):  # EXECUTING: one planning step
+                if m.state == states["executing"] and math.isfinite(m.energy):  # one planning step
                     dist = float(np.linalg.norm(np.array(m.ee_state[:3]) - target))
                     trace.append({"step": len(trace) + 1, "distance": dist, "energy": float(m.energy),
                                   "goal_energy": float(m.goal_energy), "action": [float(v) for v in m.action[:3]],
@@ -271,29 +169,32 @@ def _run_episode(ex: _Experimenter, task: dict, policy: str, e: dict, rng: np.ra
                         print(f"  step {len(trace):2d}: energy {m.energy:.4f} (current frame {m.goal_energy:.4f})"
                               f"  distance to target {dist * 100:5.1f} cm  action [{act}] cm  "
                               f"plan {m.planning_time:.2f} s", flush=True)
-                if m.state in TERMINAL_STATES:
+                if m.state in states["terminal"]:
                     done, message = True, m.message
             time.sleep(0.02)
-    else:  # random actions of the planner's size bound, sent straight to the simulator
+    else:  # random (or scripted) actions of the planner's size bound, sent straight to the simulator
         lo, hi = np.array(e["target_min"]) - 0.05, np.array(e["target_max"]) + 0.05
         for k in range(int(e["max_steps"])):
             with ex.lock:
                 pos = ex.pose.copy()
             dist = float(np.linalg.norm(pos - target))
-            cmd = np.clip(pos + rng.uniform(-maxnorm, maxnorm, size=3), lo, hi)
-            msg = T["PoseStamped"]()
-            msg.header.frame_id = "fr3_link0"
-            msg.pose = _pose_msg(cmd)
-            ex.target_pub.publish(msg)
+            if policy == "scripted":
+                if dist <= SCRIPTED_REACH_TOLERANCE:
+                    break
+                cmd = pos + np.clip(target - pos, -maxnorm, maxnorm)
+            else:
+                cmd = np.clip(pos + rng.uniform(-maxnorm, maxnorm, size=3), lo, hi)
+            ex.send_target(cmd)
             trace.append({"step": k + 1, "distance": dist, "energy": None, "goal_energy": None,
                           "action": [float(v) for v in cmd - pos], "planning_time": None})
             if verbose:
-                print(f"  step {k + 1:2d}: random action, distance to target {dist * 100:5.1f} cm", flush=True)
+                print(f"  step {k + 1:2d}: {policy} action, distance to target {dist * 100:5.1f} cm", flush=True)
             try:
-                ex.wait(lambda c=cmd: np.linalg.norm(ex.pose - c) < 0.01, 10.0, "the arm to settle")
+                tol = 0.002 if policy == "scripted" else 0.01
+                ex.wait(lambda c=cmd, tol=tol: np.linalg.norm(ex.pose - c) < tol, 10.0, "the arm to settle")
             except TimeoutError:
                 pass
-        message = f"{len(trace)} random steps"
+        message = f"{len(trace)} {policy} steps"
     time.sleep(0.3)  # let the last move settle and a fresh frame arrive
     with ex.lock:
         final_pos = ex.pose.copy()
@@ -314,24 +215,35 @@ def _run_episode(ex: _Experimenter, task: dict, policy: str, e: dict, rng: np.ra
 
 
 def evaluate(settings: Settings, model_dir: Path | None, episodes: int, seed: int, policy: str, out_json: Path,
-             backend: str = "onnxruntime", verbose: bool = False, command: str = "") -> dict:
-    """Run ``episodes`` reach episodes; write ``out_json``, ``<stem>.md`` and ``<stem>_episodes/*.png``."""
-    if policy not in ("planner", "random"):
-        raise ValueError(f"--policy must be 'planner' or 'random', got {policy!r}")
+             backend: str = "onnxruntime", verbose: bool = False, command: str = "", task: str = "reach",
+             max_steps_per_goal: int | None = None) -> dict:
+    """Run ``episodes`` episodes of ``task``; write ``out_json``, ``<stem>.md`` and ``<stem>_episodes/*.png``.
+
+    ``max_steps_per_goal`` caps every sub-goal's step budget of a manipulation task (smoke tests only; the
+    budgets are the tasks' own otherwise)."""
+    if task not in TASK_NAMES:
+        raise ValueError(f"--task must be one of {', '.join(TASK_NAMES)}, got {task!r}")
+    if policy not in POLICIES:
+        raise ValueError(f"--policy must be one of {', '.join(POLICIES)}, got {policy!r}")
     if episodes < 1:
         raise ValueError("--episodes must be >= 1")
     if policy == "planner" and model_dir is None:
         raise ValueError("--model DIR is required with --policy planner")
+    if task != "reach":
+        from .task_eval import evaluate_task
+
+        return evaluate_task(settings, task, model_dir, episodes, seed, policy, Path(out_json), backend, verbose,
+                             command, max_steps_per_goal)
     e = settings.section("eval")
     tasks = sample_tasks(episodes, seed, e["target_min"], e["target_max"], float(e["min_goal_distance"]))
     out_json = Path(out_json)
     pic_dir = out_json.parent / f"{out_json.stem}_episodes"
-    maxnorm = float(_planner_param(settings, "cem_maxnorm", 0.05))
+    maxnorm = float(settings.planner_param("cem_maxnorm", 0.05))
     rng = np.random.default_rng(seed + 7)
     records: list = []
     nodes = graph_nodes(settings, model_dir if policy == "planner" else None, backend, float(e["real_time_factor"]))
     with NodeGraph(nodes, out_json.parent / f"{out_json.stem}_nodes.log") as graph:
-        ex = _Experimenter(graph)
+        ex = Experimenter(graph)
         try:
             for task in tasks:
                 if verbose:
@@ -354,7 +266,8 @@ def evaluate(settings: Settings, model_dir: Path | None, episodes: int, seed: in
                          "cem_maxnorm": maxnorm})
     if policy == "planner":
         for k in ("cem_samples", "cem_iterations", "cem_topk", "cem_horizon"):
-            run_settings[k] = _planner_param(settings, k, None)
+            run_settings[k] = settings.planner_param(k, None)
+    run_settings["task"] = "reach"
     summary = summarize(records, policy, run_settings)
     summary["command"] = command
     write_json(out_json, summary)
@@ -369,8 +282,13 @@ def add_arguments_eval(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="model directory from `vjepa-sim export` (e.g. models/sim_reach)")
     parser.add_argument("--episodes", type=int, default=None, help="number of episodes (default: settings, 20)")
     parser.add_argument("--seed", type=int, default=None, help="episode seed (start/target/scene; default 0)")
-    parser.add_argument("--policy", choices=("planner", "random"), default="planner",
-                        help="planner: the world model through planner_node; random: the random-action baseline")
+    parser.add_argument("--task", choices=TASK_NAMES, default="reach",
+                        help="reach (free space, the default) or a manipulation task (docs/sim.md)")
+    parser.add_argument("--policy", choices=POLICIES, default="planner",
+                        help="planner: the world model through planner_node; random: the random-action baseline; "
+                             "scripted: the state-based controller (the upper bound)")
+    parser.add_argument("--max-steps-per-goal", type=int, default=None,
+                        help="cap every sub-goal's step budget (smoke tests; the tasks' budgets otherwise)")
     parser.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "torch"),
                         help="inference backend of encoder_node and planner_node")
     parser.add_argument("--json", required=True, help="output JSON; also writes <stem>.md and <stem>_episodes/*.png")
@@ -386,9 +304,10 @@ def run_eval(args: argparse.Namespace) -> int:
     model = Path(args.model).resolve() if args.model else None
     t0 = time.monotonic()
     summary = evaluate(s, model, episodes, seed, args.policy, Path(args.json).resolve(), args.backend,
-                       not args.quiet, "vjepa-sim " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+                       not args.quiet, "vjepa-sim " + " ".join(shlex.quote(a) for a in sys.argv[1:]), args.task,
+                       args.max_steps_per_goal)
     ptime = summary.get("planning_time_median_s")
-    print(f"eval ({args.policy}): success {summary['successes']}/{summary['episodes']} = "
+    print(f"eval {args.task} ({args.policy}): success {summary['successes']}/{summary['episodes']} = "
           f"{summary['success_rate'] * 100:.0f}%, mean final distance {summary['mean_final_distance'] * 100:.1f} cm"
           + (f", median planning time {ptime:.3f} s" if ptime is not None else "")
           + f" ({time.monotonic() - t0:.0f} s) -> {args.json}")
