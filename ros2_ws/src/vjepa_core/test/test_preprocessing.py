@@ -14,6 +14,7 @@ from vjepa_core.preprocessing import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     PreprocessError,
+    droid_crop_box,
     preprocess_clip,
     preprocess_frame,
     preprocess_frames,
@@ -31,7 +32,7 @@ def test_imagenet_constants_are_the_references():
 
 def test_constant_frame_normalised():
     frame = np.full((100, 150, 3), 255, dtype=np.uint8)
-    for crop in ("center", "eval", "resize"):
+    for crop in ("center", "eval", "resize", "droid"):
         x = preprocess_frame(frame, size=32, crop=crop)
         assert x.shape == (3, 2, 32, 32) and x.dtype == torch.float32
         want = (1.0 - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)
@@ -53,6 +54,38 @@ def test_crop_policies_differ_on_wide_frames():
     center = preprocess_frame(frame, size=40, crop="center")
     resize = preprocess_frame(frame, size=40, crop="resize")
     assert center[0, 0, :, :5].max() < -1.5 and resize[0, 0, :, :5].min() > 1.5
+
+
+def test_droid_crop_box_is_the_reference_fallback_crop():
+    """The reference AC transform's deterministic crop (vjepa2 _get_param_spatial_crop fallback, aspect range
+    [0.75, 1.35]): 16:9 frames keep the full height and round(1.35 h) of the width, centred with floor division."""
+    assert droid_crop_box(720, 1280) == (0, 154, 720, 972)      # HD720 DROID MP4
+    assert droid_crop_box(180, 320) == (0, 38, 180, 243)        # RLDS-size DROID frames
+    assert droid_crop_box(1080, 1920) == (0, 231, 1080, 1458)
+    assert droid_crop_box(256, 256) == (0, 0, 256, 256)         # within [0.75, 1.35]: whole frame
+    assert droid_crop_box(480, 640) == (0, 0, 480, 640)         # 4:3 = 1.333: whole frame
+    assert droid_crop_box(400, 200) == (66, 0, 267, 200)        # tall: full width, round(w / 0.75) high
+    with pytest.raises(PreprocessError):
+        droid_crop_box(0, 10)
+
+
+def test_droid_crop_stretches_the_reference_box():
+    """crop="droid" on a 16:9 frame = the 1.35:1 centre box resized to the square: it keeps bands the square centre
+    crop drops, and keeps the rest of the frame out."""
+    h, w = 72, 128  # 16:9; box (0, 15, 72, 97): columns 15..111
+    frame = np.zeros((h, w, 3), dtype=np.uint8)
+    frame[:, 15:27] = 255   # inside the droid box, outside the square centre crop (columns 28..99)
+    frame[:, :12] = 255     # outside both
+    droid = preprocess_frame(frame, size=32, crop="droid")
+    center = preprocess_frame(frame, size=32, crop="center")
+    assert droid[0, 0, :, :3].min() > 1.5        # the band shows at the left edge of the droid crop
+    assert center[0, 0, :, :3].max() < -1.5      # ... and not in the square centre crop
+    top, left, ch, cw = droid_crop_box(h, w)
+    box = frame[top:top + ch, left:left + cw]
+    want = preprocess_frame(np.ascontiguousarray(box), size=32, crop="resize")
+    assert torch.allclose(droid, want, atol=1e-6)  # exactly the box, stretched
+    square = np.random.default_rng(2).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    assert torch.equal(preprocess_frame(square, 32, "droid"), preprocess_frame(square, 32, "resize"))
 
 
 def test_batched_and_clip():

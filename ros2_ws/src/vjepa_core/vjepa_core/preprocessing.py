@@ -10,6 +10,20 @@ Crop policies (``crop=``):
 - ``"eval"``: the reference video-classification eval transform: resize the short side to
   ``int(size * 256 / 224)`` (292 for 256), then centre-crop ``size`` x ``size``.
 - ``"resize"``: stretch to ``size`` x ``size`` without cropping (keeps the whole field of view).
+- ``"droid"``: what the released V-JEPA 2-AC (``vjepa2-ac-vitg.pt``) saw during training on DROID: the centre
+  box of full height and 1.35 x height wide, stretched (not cropped) to ``size`` x ``size``; frames narrower
+  than 1.35:1 keep their whole width (see :func:`droid_crop_box`). Use it with 16:9 cameras and the released
+  model (encoder_node ``crop: droid``), and for DROID imports meant to fine-tune it
+  (``vjepa-dataset import-droid --crop droid``).
+
+Why ``"droid"`` is what the reference trained with: ``app/vjepa_droid/train.py`` (facebookresearch/vjepa2)
+builds its transform with ``random_resize_scale [1.777, 1.777]`` and ``random_resize_aspect_ratio
+[0.75, 1.35]`` (``configs/train/vitg16/droid-256px-8f.yaml``). The Inception-style random crop samples an area
+of 1.777 x the frame's, which never fits, so all of its 10 tries fail and it falls back to a deterministic
+centre crop: the full height and ``round(1.35 * height)`` wide for a 16:9 frame, then a bilinear resize to
+256 x 256 (the fallback branch of ``_get_param_spatial_crop`` in ``src/datasets/utils/video/transforms.py``;
+../shared/reference/vjepa2-paper-and-code.md, section 3.3). Our ``"center"`` crop instead keeps the largest
+square (a narrower field of view, undistorted), which the released model never saw on 16:9 frames.
 """
 
 from __future__ import annotations
@@ -22,9 +36,11 @@ import torch.nn.functional as F
 
 __all__ = [
     "CROP_POLICIES",
+    "DROID_ASPECT_RANGE",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "PreprocessError",
+    "droid_crop_box",
     "preprocess_clip",
     "preprocess_frame",
     "preprocess_frames",
@@ -34,8 +50,10 @@ __all__ = [
 # other consumer import them from here.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-CROP_POLICIES = ("center", "eval", "resize")
+CROP_POLICIES = ("center", "eval", "resize", "droid")
 _EVAL_RATIO = 256 / 224
+# random_resize_aspect_ratio of the reference AC training config (configs/train/vitg16/droid-256px-8f.yaml)
+DROID_ASPECT_RANGE = (0.75, 1.35)
 
 
 class PreprocessError(ValueError):
@@ -68,6 +86,28 @@ def _center_crop(x: torch.Tensor, ch: int, cw: int) -> torch.Tensor:
     return x[..., top:top + ch, left:left + cw]
 
 
+def droid_crop_box(height: int, width: int) -> tuple[int, int, int, int]:
+    """``(top, left, crop_height, crop_width)`` of the reference AC training crop of a ``height x width`` frame.
+
+    The fallback branch of the reference ``_get_param_spatial_crop`` (the branch every DROID frame takes, see
+    the module docstring), with its rounding: a frame wider than 1.35:1 keeps its full height and
+    ``round(1.35 * height)`` of its width, one narrower than 0.75:1 its full width and ``round(width / 0.75)``
+    of its height, anything between stays whole; the box is centred with floor division. A 1280 x 720 frame
+    gives ``(0, 154, 720, 972)``, a 320 x 180 one ``(0, 38, 180, 243)``.
+    """
+    if height < 1 or width < 1:
+        raise PreprocessError(f"frame size must be positive, got {height} x {width}")
+    lo, hi = DROID_ASPECT_RANGE
+    ratio = width / height
+    if ratio < lo:
+        ch, cw = int(round(width / lo)), width
+    elif ratio > hi:
+        ch, cw = height, int(round(height * hi))
+    else:
+        ch, cw = height, width
+    return (height - ch) // 2, (width - cw) // 2, ch, cw
+
+
 def _spatial(x: torch.Tensor, size: int, crop: str) -> torch.Tensor:
     """Apply the crop policy: ``[N, 3, H, W] -> [N, 3, size, size]``."""
     h, w = x.shape[-2:]
@@ -76,6 +116,9 @@ def _spatial(x: torch.Tensor, size: int, crop: str) -> torch.Tensor:
     if crop == "center":
         side = min(h, w)
         return _resize(_center_crop(x, side, side), (size, size))
+    if crop == "droid":
+        top, left, ch, cw = droid_crop_box(h, w)
+        return _resize(x[..., top:top + ch, left:left + cw], (size, size))
     if crop == "eval":
         short = int(size * _EVAL_RATIO)
         nh, nw = (short, max(short, int(round(w * short / h)))) if h <= w else \

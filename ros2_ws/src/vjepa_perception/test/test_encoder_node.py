@@ -163,6 +163,24 @@ def test_each_encoding_gives_the_reference_latent(graph, encoding):
     assert np.abs(as_grid(msg) - expected).max() < 1e-4
 
 
+def test_droid_crop_parameter_encodes_the_reference_training_crop(ros_domain_id):
+    """crop: droid (the released AC model's DROID crop) on a 16:9 frame gives the latent of the 1.35:1 centre box
+    stretched to the square, not that of the square centre crop."""
+    g = Graph(ros_domain_id, crop="droid")
+    try:
+        rgb = RNG.integers(0, 256, size=(72, 128, 3), dtype=np.uint8)
+        g.image_pub.publish(g.image(rgb))
+        g.wait(lambda: g.latents, 20, "a latent")
+        with torch.no_grad():
+            out = reference_encoder()(preprocess_frame(rgb, size=64, crop="droid")[None])
+        expected = F.layer_norm(out, (out.shape[-1],))[0].numpy()
+        got = as_grid(g.latents[0]).reshape(16, 96)
+        assert np.abs(got - expected).max() < 1e-4
+        assert np.abs(got - reference_tokens(rgb)).max() > 1e-2  # the square centre crop gives another latent
+    finally:
+        g.close()
+
+
 def test_padded_rows_and_compressed_input(ros_domain_id):
     g = Graph(ros_domain_id, compressed_image_topic="/camera/image_raw/compressed")
     try:

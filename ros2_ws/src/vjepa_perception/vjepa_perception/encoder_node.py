@@ -58,7 +58,8 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "threads": (0, "CPU inference threads (0 = library default); leave cores for drivers on small machines"),
     "max_rate_hz": (10.0, "encode at most this often; newer frames replace unprocessed ones"),
     "frames_per_clip": (1, "1: each frame repeated into one tubelet (planner); >1: sliding clips (torch only)"),
-    "crop": ("center", "preprocessing crop policy: center | eval | resize"),
+    "crop": ("center", "preprocessing crop policy: center | eval | resize | droid (the released AC model's "
+                       "DROID training crop: full height x 1.35 height, stretched; vjepa_core.preprocessing)"),
     "normalize": (True, "layer-norm the tokens (what the V-JEPA 2-AC predictor consumes)"),
     "diagnostics_period_s": (1.0, "period of /diagnostics messages"),
     "warn_throttle_s": (2.0, "minimum seconds between two warnings about the same kind of bad frame"),
