@@ -67,3 +67,81 @@ def test_control_time_units():
     assert control_times_ns(np.arange(10) / 15.0)[1] == "s"
     with pytest.raises(ValueError):
         control_times_ns(np.zeros(5))
+
+
+def test_legacy_stride_reproduces_the_reference_clips(tmp_path):
+    """sampling legacy-stride: every ceil(60 / 4) = 15th row, video frame i with row i, as the reference loader (for
+    fine-tuning the released model); the stamps stay the real control times, ~1 s apart (vjepa2#183)."""
+    truth = write_synthetic_droid(tmp_path / "raw" / "ep0", rows=60, container_fps=60)
+    cfg = DroidConfig(fps=4.0, image_size=16, sampling="legacy-stride")
+    summary = import_droid([tmp_path / "raw"], tmp_path / "ds", cfg, progress=False)
+    assert summary["episodes"] == 1
+    ix = DatasetIndex(tmp_path / "ds")
+    ep = ix.episodes[0]
+    assert ep["sampling"] == "legacy-stride" and ep["stride"] == 15 and ep["container_fps"] == 60.0
+    rows = np.array([0, 15, 30, 45])  # the MP4 has 59 frames: row 45 is the last one with a frame
+    np.testing.assert_allclose(np.asarray(ix.episode_rows(0, "states")), truth.states[rows], atol=1e-12)
+    stamps = np.asarray(ix.episode_rows(0, "stamps"))
+    np.testing.assert_array_equal(stamps, (truth.times_ms[rows] * 1e6).astype(np.int64))
+    assert np.allclose(np.diff(stamps) / 1e9, 1.0, atol=0.01)  # one step = one second of robot motion
+    frames = np.asarray(ix.episode_rows(0, "frames")).reshape(len(rows), -1).mean(axis=1)
+    np.testing.assert_allclose(frames, [droid_gray_level(int(r)) for r in rows], atol=4)
+    # the physical default on the same episode: 4 frames per second of control time
+    import_droid([tmp_path / "raw"], tmp_path / "ds_time", DroidConfig(fps=4.0, image_size=16), progress=False)
+    t = np.asarray(DatasetIndex(tmp_path / "ds_time").episode_rows(0, "stamps"))
+    assert abs((t[-1] - t[0]) / 1e9 / (len(t) - 1) - 0.25) < 0.01  # rows are 1/15 s apart: 0.2 or 0.267 s each
+
+
+def _write_banded_video(ep, size=(72, 128), frames=19, container_fps=60):
+    """Replace the episode's MP4 by frames with a bright band at columns 15..26: inside the reference's 1.35:1
+    crop box (columns 15..111 of 128), outside the square centre crop (columns 28..99)."""
+    import av
+
+    video = next((ep / "recordings" / "MP4").iterdir())
+    h, w = size
+    img = np.full((h, w, 3), 20, np.uint8)
+    img[:, 15:27] = 235
+    with av.open(str(video), mode="w") as out:
+        stream = out.add_stream("mpeg4", rate=container_fps)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.options = {"qscale": "2"}
+        for _ in range(frames):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+def test_droid_crop_keeps_what_the_reference_crop_keeps(tmp_path):
+    write_synthetic_droid(tmp_path / "raw" / "ep0", rows=20, size=(72, 128))
+    _write_banded_video(tmp_path / "raw" / "ep0")
+    left = {}
+    for style in ("droid", "center"):
+        import_droid([tmp_path / "raw"], tmp_path / style, DroidConfig(fps=5.0, image_size=32, crop_style=style),
+                     progress=False)
+        ix = DatasetIndex(tmp_path / style)
+        frame = np.asarray(ix.episode_rows(0, "frames"))[0]
+        assert frame.shape == (32, 32, 3) and ix.episodes[0]["crop_style"] == style
+        left[style] = frame[:, :3].mean()
+    assert left["droid"] > 200 and left["center"] < 50
+
+
+def test_import_droid_convention_cli_and_resume_guard(tmp_path):
+    write_synthetic_droid(tmp_path / "raw" / "ep0", rows=60, container_fps=60)
+    out = tmp_path / "ds"
+    assert cli_main(["import-droid", str(tmp_path / "raw"), "--out", str(out), "--image-size", "16",
+                     "--convention", "droid", "--quiet"]) == 0
+    index = json.loads((out / "index.json").read_text())
+    assert index["config"]["sampling"] == "legacy-stride" and index["config"]["crop_style"] == "droid"
+    assert index["episodes"][0]["stride"] == 15
+    # resuming into the same directory with another sampling would mix clips of two time scales: refused
+    assert cli_main(["import-droid", str(tmp_path / "raw"), "--out", str(out), "--image-size", "16", "--quiet"]) == 2
+    # one part of the preset can be overridden; --no-crop cannot be combined with the droid crop
+    assert cli_main(["import-droid", str(tmp_path / "raw"), "--out", str(tmp_path / "ds2"), "--image-size", "16",
+                     "--convention", "droid", "--crop", "center", "--quiet"]) == 0
+    cfg = json.loads((tmp_path / "ds2" / "index.json").read_text())["config"]
+    assert (cfg["sampling"], cfg["crop_style"]) == ("legacy-stride", "center")
+    assert cli_main(["import-droid", str(tmp_path / "raw"), "--out", str(tmp_path / "ds3"), "--image-size", "16",
+                     "--crop", "droid", "--no-crop", "--quiet"]) == 2
+    with pytest.raises(ValueError, match="sampling"):
+        DroidConfig(sampling="stride")

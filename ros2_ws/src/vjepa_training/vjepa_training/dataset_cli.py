@@ -5,6 +5,7 @@ Usage::
     vjepa-dataset build BAG_OR_DIR... --out DIR [--fps 4] [--image-topic T] [--pose-topic T]
                         [--gripper-topic T] [--image-size 256] [--summary-json PATH]
     vjepa-dataset import-droid RAW_DIR... --out DIR [--fps 4] [--camera left_mp4_path]
+                        [--convention physical|droid] [--sampling time|legacy-stride] [--crop center|droid]
     vjepa-dataset encode DATASET --checkpoint CKPT --encoder vit_giant|config.json [--encoder-key target_encoder]
     vjepa-dataset recover BAG [--out NEW_BAG]
     vjepa-dataset info DATASET
@@ -75,6 +76,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(d)
     d.add_argument("--camera", default="left_mp4_path",
                    help="metadata key of the video (default left_mp4_path, as V-JEPA 2-AC), or ext1/ext2/wrist")
+    d.add_argument("--convention", choices=("physical", "droid"), default="physical",
+                   help="physical (default): --fps frames per physical second, square centre crop; droid: what "
+                        "the released V-JEPA 2-AC was trained on, for fine-tuning from it (= --sampling "
+                        "legacy-stride --crop droid)")
+    d.add_argument("--sampling", choices=("time", "legacy-stride"), default=None,
+                   help="time: sample on the control clock; legacy-stride: every ceil(container_fps/fps)-th row, "
+                        "as the reference loader (15 rows, ~1 s, per step for 60 fps MP4s at --fps 4; vjepa2#183)")
+    d.add_argument("--crop", choices=("center", "droid"), default=None,
+                   help="center: largest square; droid: the reference AC training crop (full height x 1.35 height, "
+                        "stretched to the square)")
 
     e = sub.add_parser("encode", help="cache frozen-encoder tokens for every frame of a dataset")
     e.add_argument("dataset", type=Path)
@@ -137,10 +148,14 @@ def _cmd_build(a: argparse.Namespace) -> int:
 
 
 def _cmd_droid(a: argparse.Namespace) -> int:
-    from .data.droid import DroidConfig, import_droid
+    from .data.droid import CONVENTIONS, DroidConfig, import_droid
 
+    sampling, crop_style = CONVENTIONS[a.convention]
+    if a.no_crop and a.crop is None:
+        crop_style = "center"  # --no-crop: no crop at all, whatever the convention's crop
     cfg = DroidConfig(fps=a.fps, image_size=a.image_size, crop=not a.no_crop, camera=a.camera,
-                      frame_tolerance_s=a.frame_tolerance, min_frames=a.min_frames, shard_frames=a.shard_frames)
+                      frame_tolerance_s=a.frame_tolerance, min_frames=a.min_frames, shard_frames=a.shard_frames,
+                      sampling=a.sampling or sampling, crop_style=a.crop or crop_style)
     return _finish(import_droid(a.inputs, a.out, cfg, progress=not a.quiet), a.summary_json)
 
 
