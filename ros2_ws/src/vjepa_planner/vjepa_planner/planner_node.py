@@ -51,7 +51,8 @@ from vjepa_core.planning import CEMConfig
 from vjepa_core.pose import pose_from_pose_stamped
 from vjepa_interfaces.msg import Latent, PlanStatus
 from vjepa_interfaces.srv import EncodeImage, SetGoal
-from vjepa_planner.adapters import RobotAdapter
+from vjepa_planner.adapters import AdapterError, GripperSettings, RobotAdapter
+from vjepa_planner.conventions import EE_CONVENTIONS, EndEffectorConvention
 from vjepa_planner.episode import (
     Decision,
     EpisodeLoop,
@@ -62,7 +63,8 @@ from vjepa_planner.episode import (
     State,
     Status,
 )
-from vjepa_planner.safety import SafetyFault, SafetyLimits
+from vjepa_planner.franka_errors import ErrorRecoveryClient, RobotStateWatcher
+from vjepa_planner.safety import SafetyFault, SafetyLimits, search_range_warning
 from vjepa_planner.world_planner import LatentPlanner, checkpoint_encoder_id
 
 __all__ = ["PlannerNode", "PARAMETERS", "check_parameters", "main"]
@@ -87,7 +89,7 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "cem_iterations": (10, "CEM refinement iterations per plan"),
     "cem_topk": (10, "CEM elites kept per iteration to refit the Gaussian"),
     "cem_horizon": (1, "actions per plan (only the first is executed)"),
-    "cem_maxnorm": (0.075, "per-axis position bound of sampled actions, m"),
+    "cem_maxnorm": (0.05, "per-axis position bound of sampled actions, m (<= max_position_step, else warned)"),
     "cem_momentum_mean": (0.0, "momentum on the CEM mean"),
     "cem_momentum_std": (0.0, "momentum on the CEM std"),
     "cem_sample_gripper": (True, "search the gripper dimension (then a gripper state is required)"),
@@ -110,6 +112,24 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "settle_timeout_s": (5.0, "re-plan after this long even if the arm did not settle"),
     "fault_timeout_s": (10.0, "a fault lasting this long fails the episode"),
     "goal_timeout_s": (30.0, "how long ~/set_goal waits for the encoder service"),
+    # end-effector convention (vjepa_planner.conventions): which point states and targets refer to
+    "ee_convention": ("tcp", "tcp: plan the pose as received | droid: plan the flange (DROID cartesian_position, "
+                             "the released model's states), converting from/to the TCP"),
+    "tcp_offset_z": (franka.HAND_TCP_OFFSET_Z, "TCP along the flange z axis, m (ee_convention droid)"),
+    "tcp_offset_yaw": (franka.HAND_TCP_YAW, "TCP rotation about the flange z axis, rad (ee_convention droid)"),
+    # gripper action goals (franka_action / control_msgs) and how long their outcome may take
+    "grasp_force": (20.0, "grasp force, N (Grasp.force, GripperCommand.max_effort)"),
+    "gripper_speed": (0.1, "finger speed, m/s (Grasp/Move speed)"),
+    "grasp_width": (0.0, "width a grasp closes to, m"),
+    "grasp_epsilon_inner": (0.08, "Grasp epsilon.inner, m (a grasp succeeds above grasp_width - inner)"),
+    "grasp_epsilon_outer": (0.08, "Grasp epsilon.outer, m (a grasp succeeds below grasp_width + outer)"),
+    "gripper_timeout_s": (10.0, "a gripper goal without a result after this long is a fault"),
+    # franka_ros2 robot errors and recovery (vjepa_planner.franka_errors)
+    "robot_state_topic": (franka.ROBOT_STATE_TOPIC, "franka_msgs/FrankaRobotState to watch for errors and "
+                                                    "reflexes (\"\": not watched)"),
+    "allow_recover": (False, "offer ~/recover, which calls franka's ErrorRecovery action"),
+    "error_recovery_action": (franka.ERROR_RECOVERY_ACTION, "franka_msgs/action/ErrorRecovery used by ~/recover"),
+    "recover_timeout_s": (15.0, "how long ~/recover waits for the recovery result"),
 }
 
 REFUSAL_LOG_PERIOD_S = 2.0  # per kind of input: at most one log line and one status per period for a stream
@@ -150,6 +170,16 @@ def check_parameters(p: dict[str, Any]) -> None:
             if period >= float(p[name]):
                 problems.append(f"the control period 1/control_rate_hz = {period:.3f} s must be shorter than "
                                 f"{name} = {p[name]} s")
+    if p["ee_convention"] not in EE_CONVENTIONS:
+        problems.append(f"ee_convention must be one of {', '.join(EE_CONVENTIONS)}, got {p['ee_convention']!r}")
+    for name in ("grasp_force", "gripper_speed", "gripper_timeout_s", "recover_timeout_s"):
+        value = number(name)
+        if value is not None and value <= 0:
+            problems.append(f"{name} must be > 0, got {value}")
+    for name in ("grasp_width", "grasp_epsilon_inner", "grasp_epsilon_outer", "tcp_offset_z", "tcp_offset_yaw"):
+        value = number(name)
+        if value is not None and name.startswith("grasp") and not 0.0 <= value <= franka.MAX_GRIPPER_WIDTH:
+            problems.append(f"{name} must be in [0, {franka.MAX_GRIPPER_WIDTH}] m, got {value}")
     if not p["checkpoint"]:
         problems.append("checkpoint is required (the checkpoint holding the AC predictor)")
     if problems:
@@ -166,9 +196,11 @@ class PlannerNode(Node):
         p = {name: self.get_parameter(name).value for name in PARAMETERS}
         check_parameters(p)
         self.params = p
+        self.convention = EndEffectorConvention(p["ee_convention"], p["tcp_offset_z"], p["tcp_offset_yaw"])
         limits = SafetyLimits(max_position_step=p["max_position_step"], max_rotation_step=p["max_rotation_step"],
                               workspace_min=tuple(p["workspace_min"]), workspace_max=tuple(p["workspace_max"]),
-                              max_data_age_s=p["max_data_age_s"], max_future_stamp_s=p["max_future_stamp_s"])
+                              max_data_age_s=p["max_data_age_s"], max_future_stamp_s=p["max_future_stamp_s"],
+                              workspace_point=self.convention.tcp_in_planned_frame)  # the box bounds the TCP
         cem = CEMConfig(samples=p["cem_samples"], iterations=p["cem_iterations"], topk=p["cem_topk"],
                         horizon=p["cem_horizon"], maxnorm=p["cem_maxnorm"],
                         momentum_mean=p["cem_momentum_mean"], momentum_std=p["cem_momentum_std"],
@@ -191,8 +223,13 @@ class PlannerNode(Node):
         loop_config.expected_model_id = expected
         self.trust_first_goal = not expected  # no id to check against: adopt the first goal's (warned below)
         self.loop = EpisodeLoop(limits, loop_config)
+        gripper_settings = GripperSettings(
+            grasp_force=p["grasp_force"], speed=p["gripper_speed"], grasp_width=p["grasp_width"],
+            epsilon_inner=p["grasp_epsilon_inner"], epsilon_outer=p["grasp_epsilon_outer"],
+            timeout_s=p["gripper_timeout_s"])
         self.adapter = RobotAdapter(self, p["robot"], p["gripper"], p["target_topic"], p["gripper_target"],
-                                    p["base_frame"])
+                                    p["base_frame"], gripper_settings=gripper_settings, convention=self.convention,
+                                    on_gripper_fault=self._on_gripper_fault)
         self.limits = limits
 
         self._obs_lock = threading.Lock()   # the newest observations (held briefly by subscription callbacks)
@@ -224,6 +261,9 @@ class PlannerNode(Node):
         self.create_service(Trigger, "~/stop", self._on_stop, callback_group=triggers)
         self.create_service(Trigger, "~/pause", self._on_pause, callback_group=triggers)
         self.create_service(Trigger, "~/resume", self._on_resume, callback_group=triggers)
+        self._watch_robot_errors(p)
+        if warning := search_range_warning(float(p["cem_maxnorm"]), float(p["max_position_step"])):
+            self.get_logger().warning(f"CEM SEARCH RANGE: {warning}")
         if self.trust_first_goal:
             self.get_logger().warning(
                 f"NO EXPECTED ENCODER ID: {why}. Set expected_model_id to the id encoder_node publishes; until "
@@ -240,6 +280,76 @@ class PlannerNode(Node):
     def expected_model_id(self) -> str:
         """The encoder model id latents must carry ("" until the first goal when none could be derived)."""
         return self.loop.config.expected_model_id
+
+    # ---- franka_ros2 robot errors, gripper faults, error recovery ------------------------------------------------
+    def _watch_robot_errors(self, p: dict[str, Any]) -> None:
+        """Watch FrankaRobotState for errors and reflexes (franka_msgs imported lazily) and offer ~/recover."""
+        self._last_robot_fault: str | None = None
+        self.robot_state = None
+        if p["robot_state_topic"]:
+            try:
+                self.robot_state = RobotStateWatcher(self, p["robot_state_topic"], self._on_robot_fault)
+            except ImportError:
+                self.get_logger().warning(
+                    f"ROBOT ERRORS NOT WATCHED: franka_msgs is not installed, so {p['robot_state_topic']} cannot be "
+                    "read (build franka_ros2's franka_msgs, or set robot_state_topic to '' where there is none)")
+        self.recovery = None
+        if p["allow_recover"]:
+            try:
+                self.recovery = ErrorRecoveryClient(self, p["error_recovery_action"])
+            except ImportError as exc:
+                raise AdapterError("allow_recover needs franka_msgs (franka_ros2) for the ErrorRecovery action") \
+                    from exc
+        self.create_service(Trigger, "~/recover", self._on_recover, callback_group=MutuallyExclusiveCallbackGroup())
+
+    def _fail_episode(self, reason: str) -> bool:
+        """Hold at the newest pose (the gripper left alone) and fail the running episode with ``reason``; False
+        when no episode is running."""
+        with self._loop_lock:
+            if not self.loop.active:
+                return False
+            decision = self.loop.fail(self._pose_obs(), reason)
+            if decision.target is not None:
+                self.adapter.hold(decision.target)
+                self._target = decision.target
+            if decision.status is not None:
+                self._publish_status(decision.status)
+        return True
+
+    def _report_error(self, reason: str) -> None:
+        with self._loop_lock:
+            status = self.loop.report(reason, Severity.ERROR)
+        self._publish_status(status)
+
+    def _on_gripper_fault(self, reason: str) -> None:
+        """A gripper goal was rejected, aborted, failed or timed out (from the adapter's watch timer)."""
+        if not self._fail_episode(reason):
+            self._report_error(reason)
+
+    def _on_robot_fault(self, reason: str) -> None:
+        """franka reports an error or reflex: fail the running episode; between episodes say it once."""
+        if self._fail_episode(reason):
+            self._last_robot_fault = reason
+        elif reason != self._last_robot_fault:
+            self._last_robot_fault = reason
+            self._report_error(reason)
+
+    def _on_recover(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
+        """Opt-in (allow_recover): call franka's ErrorRecovery action; refused while an episode runs."""
+        if self.recovery is None:
+            res.success, res.message = False, ("~/recover is off: set allow_recover to true (needs franka_msgs) to "
+                                               "let it call franka's ErrorRecovery action")
+            return res
+        with self._loop_lock:
+            if self.loop.active:
+                res.success, res.message = False, "an episode is running: ~/stop it before recovering the robot"
+                return res
+        res.success, res.message = self.recovery.recover(float(self.params["recover_timeout_s"]))
+        self._last_robot_fault = None
+        with self._loop_lock:
+            status = self.loop.report(res.message, Severity.INFO if res.success else Severity.WARN)
+        self._publish_status(status)
+        return res
 
     # ---- observations (validated at the edge) ---------------------------------------------------------------
     def _now(self) -> float:
@@ -300,8 +410,8 @@ class PlannerNode(Node):
         with self._obs_lock:
             if self._pose_xyzq is None:
                 return None
-            return PoseObservation(self._pose_stamp, pose_from_pose_stamped(self._pose_xyzq, self._gripper),
-                                   self._gripper_stamp)
+            state = self.convention.observed_to_planned(pose_from_pose_stamped(self._pose_xyzq, self._gripper))
+            return PoseObservation(self._pose_stamp, state, self._gripper_stamp)
 
     def _snapshot(self) -> tuple[PoseObservation | None, LatentArray | None]:
         """(pose, latent): the newest observations."""

@@ -8,7 +8,10 @@ frame. Before anything reaches a controller it goes through :func:`make_safe_com
    future (a clock mismatch), or when the latent came from another model;
 2. clips each position component to ``max_position_step`` metres and each rotation component to
    ``max_rotation_step`` radians, and the gripper to [0, 1];
-3. clamps the resulting target position into the workspace box ``[workspace_min, workspace_max]``.
+3. clamps the resulting target into the workspace box ``[workspace_min, workspace_max]``: the box bounds the
+   point ``workspace_point`` (given in the planned frame; zero = the planned point itself). When the planner
+   plans the flange (``ee_convention: droid``) this is the TCP 0.1034 m further along the tool axis, so the
+   fingertips, not the wrist, stay above the table.
 
 Every clip is reported by name, so PlanStatus can say which limit acted. A fault means: hold the current pose.
 """
@@ -20,10 +23,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vjepa_core.pose import compute_new_pose
+from vjepa_core.pose import compute_new_pose, euler_to_matrix
 
 __all__ = ["SafetyFault", "SafetyLimits", "SafeCommand", "check_finite", "check_fresh", "check_model",
-           "clip_action", "clamp_to_workspace", "make_safe_command"]
+           "clip_action", "clamp_to_workspace", "make_safe_command", "search_range_warning"]
 
 
 class SafetyFault(RuntimeError):
@@ -40,6 +43,7 @@ class SafetyLimits:
     workspace_max: tuple[float, float, float] = (0.80, 0.45, 0.70)
     max_data_age_s: float = 1.0
     max_future_stamp_s: float = 0.5          # data stamped further ahead of the node's clock is refused
+    workspace_point: tuple[float, float, float] = (0.0, 0.0, 0.0)  # bounded point in the planned frame, m
 
     def __post_init__(self) -> None:
         if not (self.max_position_step > 0 and self.max_rotation_step >= 0 and self.max_data_age_s > 0
@@ -51,6 +55,9 @@ class SafetyLimits:
             raise ValueError("workspace_min and workspace_max must be 3 finite numbers each")
         if np.any(lo >= hi):
             raise ValueError(f"workspace_min {tuple(lo)} must be below workspace_max {tuple(hi)} on every axis")
+        point = np.asarray(self.workspace_point, float)
+        if point.shape != (3,) or not np.all(np.isfinite(point)):
+            raise ValueError("workspace_point must be 3 finite numbers")
 
 
 @dataclass
@@ -123,7 +130,9 @@ def make_safe_command(state: Sequence[float], action: Sequence[float], limits: S
     current = check_finite(state)
     applied, clipped = clip_action(action, limits)
     target = compute_new_pose(current[None], applied[None])[0]
-    target[:3], box = clamp_to_workspace(target[:3], limits)
+    offset = euler_to_matrix(target[3:6]) @ np.asarray(limits.workspace_point, float)  # bounded point - target
+    bounded, box = clamp_to_workspace(target[:3] + offset, limits)
+    target[:3] = bounded - offset
     step = np.clip(target[:3] - current[:3], -limits.max_position_step, limits.max_position_step)
     target[:3] = current[:3] + step
     applied[:3] = step
@@ -131,3 +140,18 @@ def make_safe_command(state: Sequence[float], action: Sequence[float], limits: S
     if not np.all(np.isfinite(target)):
         raise SafetyFault("target pose is not finite after applying limits")
     return SafeCommand(target_state=target, action=applied, clipped=clipped)
+
+
+def search_range_warning(cem_maxnorm: float, max_position_step: float) -> str | None:
+    """Why the planner's search range and the safety step disagree, or None when they agree.
+
+    CEM samples each position component in +-``cem_maxnorm``; safety clips each commanded component to
+    +-``max_position_step``. With a larger search range the planner picks moves (and scores their predicted
+    outcomes) that are never executed as planned: the arm gets a clipped move whose outcome the model did not
+    score. The node warns at start-up; set ``cem_maxnorm <= max_position_step``.
+    """
+    if cem_maxnorm > max_position_step:
+        return (f"cem_maxnorm {cem_maxnorm:g} m exceeds max_position_step {max_position_step:g} m: CEM optimizes "
+                f"moves up to {cem_maxnorm:g} m per axis that safety clips to {max_position_step:g} m, so executed "
+                "moves differ from the planned ones; set cem_maxnorm <= max_position_step")
+    return None
