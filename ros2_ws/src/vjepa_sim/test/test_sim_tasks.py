@@ -337,3 +337,14 @@ def test_manipulation_layout_and_explorer_factory():
         ObjectSpec("mug", "red", (0.5, 0.0, 0.04)).validate()
     with FrankaSim(SimConfig(cameras=(SMALL,))) as s, pytest.raises(ValueError, match="held must index"):
         s.reset(1, held=0)
+
+
+def test_cli_explore_play_on_manipulation_scenes(tmp_path, capsys):
+    from vjepa_sim.cli import main
+
+    out = tmp_path / "play"
+    assert main(["explore", "--policy", "play", "--object-set", "manipulation", "--episodes", "1", "--steps", "3",
+                 "--seed", "101", "--out", str(out)]) == 0
+    data = np.load(out / "episode_0000.npz")
+    assert data["states"].shape == (4, 7) and data["targets"].shape == (3, 7)
+    assert "episode_0000.npz" in capsys.readouterr().out

@@ -3,7 +3,8 @@
     vjepa-sim goal --position 0.5 0.1 0.2 --out goal.png          # goal image for a pose
     vjepa-sim goal --config config/sim.yaml --seed 3 --position 0.45 -0.1 0.1 --rpy 3.1416 0 0.3 \\
         --gripper 1 --camera ext1 --out goal.png
-    vjepa-sim explore --episodes 2 --steps 50 --seed 0 --out /tmp/explore   # scripted play -> .npz
+    vjepa-sim explore --episodes 2 --steps 50 --seed 0 --out /tmp/explore   # scripted exploration -> .npz
+    vjepa-sim explore --policy play --object-set manipulation --out /tmp/play  # pick-and-place play
 
 Subcommands are registered in one table, so other packages' tools hang off the same entry point: write
 ``add_arguments(parser)`` and ``run(args) -> int`` functions (import heavy modules inside ``run``) and
@@ -124,26 +125,34 @@ def _explore_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=50, help="control steps per episode")
     parser.add_argument("--rate", type=float, default=5.0, help="control rate [Hz of sim time]")
     parser.add_argument("--max-delta", type=float, default=0.05, help="per-axis step bound [m]")
+    parser.add_argument("--policy", choices=("free", "play"), default="free",
+                        help="free: random moves (reach data); play: pick-and-place play with the objects")
+    parser.add_argument("--object-set", choices=("blocks", "manipulation"), default=None,
+                        help="scene objects (default: the config's object_set): blocks, or one cup or box")
     parser.add_argument("--camera", action="append", default=None,
                         help="camera(s) to record (repeatable; default: the first configured)")
     parser.add_argument("--out", required=True, help="output directory for episode_XXXX.npz files")
 
 
 def _explore_run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     import numpy as np
 
-    from .explore import ExplorationPolicy, ExploreConfig, run_episode
+    from .explore import make_explorer, run_episode
     from .scene import FrankaSim
 
     if args.episodes < 1 or args.steps < 1:
         raise ValueError("--episodes and --steps must be >= 1")
     cfg = _load_sim_config(args)
+    if args.object_set:
+        cfg = replace(cfg, object_set=args.object_set)
     os.makedirs(args.out, exist_ok=True)
     with FrankaSim(cfg) as sim:
         for ep in range(args.episodes):
             seed = cfg.seed + ep
             sim.reset(seed)
-            policy = ExplorationPolicy(ExploreConfig(seed=seed, control_rate_hz=args.rate, max_delta=args.max_delta))
+            policy = make_explorer(args.policy, seed, args.rate, args.max_delta)
             episode = run_episode(sim, policy, args.steps, args.camera)
             path = os.path.join(args.out, f"episode_{ep:04d}.npz")
             arrays = {f"images_{k}": v for k, v in episode.images.items()}
