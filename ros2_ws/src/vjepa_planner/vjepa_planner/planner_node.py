@@ -12,6 +12,13 @@ through the robot adapter, wait until the arm settles and a newer latent arrives
 outside the loop lock, so ``~/stop``, ``~/pause`` and shutdown (SIGINT/SIGTERM) answer at once, hold at the
 newest pose, and the plan that was running is cancelled and never sent. Every command passes the limits of
 :mod:`vjepa_planner.safety`; faults hold the arm (no new target) and are reported on ``~/status``.
+
+Goal sequences: the ``~/reach_goals`` action (``vjepa_interfaces/action/ReachGoals``) runs one episode through
+several goals (images encoded like ``~/set_goal``'s, or latents), each with its own step budget and energy
+threshold (the rules: :mod:`vjepa_planner.episode`). Goals are checked (and images encoded) before acceptance; a
+refused goal is logged and said on ``~/status``. Every status of the episode is also feedback; the result gives
+each goal's outcome. Cancel = ``~/stop`` (hold at the newest pose). Whatever starts a new episode (another
+ReachGoals goal, ``~/set_goal``, a goal latent) preempts the running goal, which is aborted, as in Nav2.
 """
 
 from __future__ import annotations
@@ -22,18 +29,21 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import rclpy
 from geometry_msgs.msg import Point, PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.action.server import ServerGoalHandle
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
-from sensor_msgs.msg import JointState
+from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
@@ -49,13 +59,18 @@ from vjepa_core.msgconv import (
 )
 from vjepa_core.planning import CEMConfig
 from vjepa_core.pose import pose_from_pose_stamped
+from vjepa_interfaces.action import ReachGoals
 from vjepa_interfaces.msg import Latent, PlanStatus
 from vjepa_interfaces.srv import EncodeImage, SetGoal
 from vjepa_planner.adapters import AdapterError, GripperSettings, RobotAdapter
 from vjepa_planner.conventions import EE_CONVENTIONS, EndEffectorConvention
 from vjepa_planner.episode import (
+    TERMINAL,
     Decision,
     EpisodeLoop,
+    GoalOutcome,
+    GoalResult,
+    GoalSpec,
     LoopConfig,
     PlanRequest,
     PoseObservation,
@@ -92,6 +107,9 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "cem_maxnorm": (0.05, "per-axis position bound of sampled actions, m (<= max_position_step, else warned)"),
     "cem_momentum_mean": (0.0, "momentum on the CEM mean"),
     "cem_momentum_std": (0.0, "momentum on the CEM std"),
+    "cem_momentum_mean_gripper": (0.15, "momentum on the gripper's CEM mean (the reference's separate gripper "
+                                        "momentum)"),
+    "cem_momentum_std_gripper": (0.15, "momentum on the gripper's CEM std"),
     "cem_sample_gripper": (True, "search the gripper dimension (then a gripper state is required)"),
     "cem_seed": (0, "CEM seed (negative: nondeterministic)"),
     "robot": ("franka_impedance", "robot adapter: franka_impedance | crisp | sim"),
@@ -133,6 +151,20 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
 }
 
 REFUSAL_LOG_PERIOD_S = 2.0  # per kind of input: at most one log line and one status per period for a stream
+MAX_GOALS = 64  # goals per ReachGoals goal (each image is encoded before acceptance)
+
+
+@dataclass
+class _ActionGoal:
+    """A ReachGoals goal and its episode, until the episode ends (then ``done`` is set and the rest is filled)."""
+
+    handle: ServerGoalHandle
+    episode: int = 0
+    done: threading.Event = field(default_factory=threading.Event)
+    state: State = State.STOPPED
+    message: str = ""
+    results: list[GoalResult] = field(default_factory=list)
+    cancel_requested: bool = False
 
 
 def check_parameters(p: dict[str, Any]) -> None:
@@ -204,6 +236,8 @@ class PlannerNode(Node):
         cem = CEMConfig(samples=p["cem_samples"], iterations=p["cem_iterations"], topk=p["cem_topk"],
                         horizon=p["cem_horizon"], maxnorm=p["cem_maxnorm"],
                         momentum_mean=p["cem_momentum_mean"], momentum_std=p["cem_momentum_std"],
+                        momentum_mean_gripper=p["cem_momentum_mean_gripper"],
+                        momentum_std_gripper=p["cem_momentum_std_gripper"],
                         sample_gripper=p["cem_sample_gripper"], seed=p["cem_seed"] if p["cem_seed"] >= 0 else None)
         require_gripper = bool(p["cem_sample_gripper"]) and p["gripper"] != "none"
         loop_config = LoopConfig(max_steps=p["max_steps"], energy_threshold=p["energy_threshold"],
@@ -261,6 +295,15 @@ class PlannerNode(Node):
         self.create_service(Trigger, "~/stop", self._on_stop, callback_group=triggers)
         self.create_service(Trigger, "~/pause", self._on_pause, callback_group=triggers)
         self.create_service(Trigger, "~/resume", self._on_resume, callback_group=triggers)
+        self._action_lock = threading.Lock()  # the running ReachGoals goal (taken after the loop lock, never before)
+        self._action: _ActionGoal | None = None
+        self._accepted: dict[bytes, _ActionGoal] = {}  # goal id -> record, until its execute callback takes it
+        self._prepared: dict[int, tuple[ReachGoals.Goal, list[GoalSpec]]] = {}  # checked goals, until accepted
+        # reentrant: a goal whose images are being encoded never delays a cancel
+        self._reach_goals = ActionServer(
+            self, ReachGoals, "~/reach_goals", execute_callback=self._execute_reach_goals,
+            goal_callback=self._on_reach_goals_request, handle_accepted_callback=self._on_reach_goals_accepted,
+            cancel_callback=self._on_reach_goals_cancel, callback_group=ReentrantCallbackGroup())
         self._watch_robot_errors(p)
         if warning := search_range_warning(float(p["cem_maxnorm"]), float(p["max_position_step"])):
             self.get_logger().warning(f"CEM SEARCH RANGE: {warning}")
@@ -436,13 +479,32 @@ class PlannerNode(Node):
         self._publish_status(status, log=False)
 
     # ---- goals and commands ---------------------------------------------------------------------------------
-    def _start(self, goal: LatentArray, start: bool) -> int:
+    def _start(self, goal: LatentArray | list[GoalSpec], start: bool, action: _ActionGoal | None = None,
+               task: str = "") -> int:
+        """Start an episode toward one goal (the node's budget and threshold) or a goal sequence. The running
+        ReachGoals goal, if any, is preempted (aborted); ``action`` becomes the running one."""
+        first = goal if isinstance(goal, LatentArray) else goal[0].latent
         with self._loop_lock:
             if self.trust_first_goal and not self.loop.config.expected_model_id:
-                self.loop.config.expected_model_id = goal.model_id
-                self.get_logger().warning(f"expecting latents from {goal.model_id!r} (the first goal's model)")
-            episode = self.loop.start(self._now(), goal, paused=not start)
-        self.get_logger().info(f"episode {episode}: goal set (model {goal.model_id})" + ("" if start else ", paused"))
+                self.loop.config.expected_model_id = first.model_id
+                self.get_logger().warning(f"expecting latents from {first.model_id!r} (the first goal's model)")
+            results, index = self.loop.results(), self.loop.goal_index  # of the episode this one replaces
+            if isinstance(goal, LatentArray):
+                episode = self.loop.start(self._now(), goal, paused=not start)
+            else:
+                episode = self.loop.start_goals(self._now(), goal, paused=not start)
+            with self._action_lock:
+                if self._action is not None:
+                    if index < len(results) and results[index].outcome == GoalOutcome.NOT_STARTED:
+                        results[index] = GoalResult(GoalOutcome.STOPPED, results[index].steps,
+                                                    results[index].final_goal_energy)
+                    self._end_action(State.STOPPED, f"preempted by a new goal (episode {episode})", results)
+                if action is not None:
+                    action.episode = episode
+                    self._action = action
+        n = 1 if isinstance(goal, LatentArray) else len(goal)
+        self.get_logger().info(f"episode {episode}: {'goal' if n == 1 else f'{n} goals'} set (model {first.model_id})"
+                               + (f", task {task!r}" if task else "") + ("" if start else ", paused"))
         return episode
 
     def _on_goal_latent(self, msg: Latent) -> None:
@@ -453,24 +515,30 @@ class PlannerNode(Node):
             return
         self._start(goal, True)
 
-    def _on_set_goal(self, request: SetGoal.Request, response: SetGoal.Response) -> SetGoal.Response:
-        response.success = False
+    def _encode(self, image: Image, compressed_image: CompressedImage) -> Latent:
+        """A goal image encoded by the encoder node's ~/encode (the Latent message, not yet validated); raises
+        MessageError when the service is missing, does not answer in ``goal_timeout_s`` or refuses the image."""
         if not self.encode_client.wait_for_service(timeout_sec=min(5.0, self.params["goal_timeout_s"])):
-            response.message = f"encoder service {self.params['encode_service']} is not available"
-            return response
+            raise MessageError(f"encoder service {self.params['encode_service']} is not available")
         done = threading.Event()
-        future = self.encode_client.call_async(EncodeImage.Request(image=request.image,
-                                                                    compressed_image=request.compressed_image))
+        future = self.encode_client.call_async(EncodeImage.Request(image=image, compressed_image=compressed_image))
         future.add_done_callback(lambda _f: done.set())
         if not done.wait(self.params["goal_timeout_s"]) or future.exception() is not None or future.result() is None:
-            response.message = "encoder service did not answer"
-            return response
+            raise MessageError("encoder service did not answer")
         res = future.result()
         if not res.success:
-            response.message = f"goal image refused: {res.message}"
+            raise MessageError(f"goal image refused: {res.message}")
+        return res.latent
+
+    def _on_set_goal(self, request: SetGoal.Request, response: SetGoal.Response) -> SetGoal.Response:
+        response.success = False
+        try:
+            latent = self._encode(request.image, request.compressed_image)
+        except MessageError as exc:
+            response.message = str(exc)
             return response
         try:
-            goal = self._validated_latent(res.latent, "goal latent")
+            goal = self._validated_latent(latent, "goal latent")
         except MessageError as exc:
             response.message = f"goal refused: the encoder's latent is unusable: {exc}"
             self._refuse("goal", f"the encoder's latent is unusable: {exc}", throttle=False)
@@ -504,6 +572,129 @@ class PlannerNode(Node):
 
     def _on_resume(self, _req: Trigger.Request, res: Trigger.Response) -> Trigger.Response:
         return self._trigger("resume", res)
+
+    # ---- ~/reach_goals (vjepa_interfaces/action/ReachGoals) -------------------------------------------------
+    def _goal_specs(self, goal: ReachGoals.Goal) -> list[GoalSpec]:
+        """The goals of a ReachGoals goal, encoded and validated, with the node's defaults resolved; raises
+        MessageError naming the first problem (the goal is then rejected)."""
+        kinds = [(name, list(items)) for name, items in (("images", goal.images),
+                                                          ("compressed_images", goal.compressed_images),
+                                                          ("latents", goal.latents)) if len(items)]
+        if not kinds:
+            raise MessageError("no goals: give images, compressed_images or latents")
+        if len(kinds) > 1:
+            raise MessageError(f"give one kind of goals, got {' and '.join(k for k, _ in kinds)}")
+        kind, items = kinds[0]
+        n = len(items)
+        if n > MAX_GOALS:
+            raise MessageError(f"{n} goals, at most {MAX_GOALS}")
+        budgets, thresholds = [int(v) for v in goal.max_steps], [float(v) for v in goal.energy_thresholds]
+        for what, values in (("max_steps", budgets), ("energy_thresholds", thresholds)):
+            if values and len(values) != n:
+                raise MessageError(f"{what} has {len(values)} values for {n} goals (give none, or one per goal)")
+        steps, limits = [], []
+        for i in range(n):
+            budget = budgets[i] if budgets else 0
+            if budget < 0:
+                raise MessageError(f"goal {i}: max_steps {budget} is negative (0 = the node's "
+                                   f"{self.params['max_steps']})")
+            steps.append(budget or int(self.params["max_steps"]))
+            threshold = thresholds[i] if thresholds else 0.0
+            if not math.isfinite(threshold):
+                raise MessageError(f"goal {i}: energy threshold {threshold} is not finite")
+            limits.append(float(self.params["energy_threshold"]) if threshold == 0 else max(threshold, 0.0))
+        latents = []
+        for i, item in enumerate(items):
+            try:
+                if kind == "latents":
+                    latents.append(self._validated_latent(item, "goal latent"))
+                else:
+                    raw = self._encode(item, CompressedImage()) if kind == "images" else self._encode(Image(), item)
+                    latents.append(self._validated_latent(raw, "goal latent"))
+            except MessageError as exc:
+                raise MessageError(f"goal {i}: {exc}") from exc
+        models = sorted({latent.model_id for latent in latents})
+        if len(models) > 1:
+            raise MessageError(f"the goals come from different encoders: {models}")
+        return [GoalSpec(latent, budget, threshold) for latent, budget, threshold in zip(latents, steps, limits)]
+
+    def _on_reach_goals_request(self, goal: ReachGoals.Goal) -> GoalResponse:
+        """Accept a ReachGoals goal only if every goal in it can work (images are encoded here); otherwise reject
+        it and say why in the log and on ~/status (ROS 2 carries no rejection reason)."""
+        try:
+            specs = self._goal_specs(goal)
+        except MessageError as exc:
+            self._refuse("reach_goals", str(exc), throttle=False)
+            return GoalResponse.REJECT
+        with self._action_lock:
+            self._prepared[id(goal)] = (goal, specs)
+        return GoalResponse.ACCEPT
+
+    def _on_reach_goals_accepted(self, handle: ServerGoalHandle) -> None:
+        """Start the accepted goal's episode (preempting a running one) and its execute callback."""
+        with self._action_lock:
+            goal, specs = self._prepared.pop(id(handle.request))
+            record = _ActionGoal(handle)
+            self._accepted[bytes(handle.goal_id.uuid)] = record
+        assert goal is handle.request
+        self._start(specs, True, action=record, task=handle.request.task)
+        handle.execute()
+
+    def _on_reach_goals_cancel(self, handle: ServerGoalHandle) -> CancelResponse:
+        """Cancel = ~/stop: the episode ends with a hold at the newest pose; the plan in progress is dropped."""
+        with self._loop_lock:
+            with self._action_lock:
+                record = self._action
+                if record is None or record.handle.goal_id != handle.goal_id:
+                    return CancelResponse.REJECT  # already ended (its result is on its way)
+                record.cancel_requested = True
+            self._apply(self.loop.stop(self._pose_obs(), reason="cancelled by the action client"))
+        return CancelResponse.ACCEPT
+
+    def _end_action(self, state: State, message: str, results: list[GoalResult]) -> None:
+        """The running ReachGoals goal's episode ended: fill its record and wake its execute callback
+        (action lock held)."""
+        record, self._action = self._action, None
+        if record is not None:
+            record.state, record.message, record.results = state, message, list(results)
+            record.done.set()
+
+    def _execute_reach_goals(self, handle: ServerGoalHandle) -> ReachGoals.Result:
+        """Wait for the goal's episode to end (feedback comes from the status path) and give its result."""
+        with self._action_lock:
+            record = self._accepted.pop(bytes(handle.goal_id.uuid))
+        while not record.done.wait(0.05):
+            if self._closing.is_set():
+                with self._action_lock:
+                    if self._action is record:
+                        self._end_action(State.STOPPED, "planner shutting down", self.loop.results())
+                break
+        result = ReachGoals.Result(episode=record.episode, state=int(record.state), message=record.message,
+                                   success=record.state == State.SUCCEEDED)
+        result.outcomes = [int(r.outcome) for r in record.results]
+        result.steps = [int(r.steps) for r in record.results]
+        result.final_goal_energies = [float(r.final_goal_energy) for r in record.results]
+        if record.cancel_requested:
+            deadline = time.monotonic() + 2.0  # the cancel callback returned; the server marks CANCELING after it
+            while not handle.is_cancel_requested and time.monotonic() < deadline:
+                time.sleep(0.005)
+        if handle.is_cancel_requested:
+            handle.canceled()
+        elif result.success:
+            handle.succeed()
+        else:
+            handle.abort()
+        return result
+
+    def _to_action(self, s: Status, msg: PlanStatus) -> None:
+        """Every status of the running ReachGoals goal's episode is its feedback; a terminal one ends the goal."""
+        with self._action_lock:
+            record = self._action
+            if record is None or s.episode != record.episode:
+                return
+            record.handle.publish_feedback(ReachGoals.Feedback(status=msg))
+            if s.state in TERMINAL:
+                self._end_action(s.state, s.message, self.loop.results())
 
     # ---- the control loop -----------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -563,9 +754,11 @@ class PlannerNode(Node):
         msg.raw_action = [float(v) for v in s.raw_action]
         msg.ee_state = [float(v) for v in s.ee_state]
         msg.planning_time, msg.latent_age = s.planning_time, s.latent_age
+        msg.goal_index, msg.num_goals, msg.goal_step = s.goal_index, s.num_goals, s.goal_step
         c = self.planner.cem.config
         msg.num_samples, msg.iterations, msg.horizon = c.samples, c.iterations, c.horizon
         self.status_pub.publish(msg)
+        self._to_action(s, msg)
         if not log:
             return
         text = (f"[episode {s.episode} step {s.step} {State(s.state).name}] {s.message}"
@@ -614,7 +807,14 @@ class PlannerNode(Node):
             self._closing.set()
             if self.loop.active:
                 self._apply(self.loop.stop(self._pose_obs(), reason="planner shutting down"))
+            with self._action_lock:
+                self._end_action(State.STOPPED, "planner shutting down", self.loop.results())
         self._worker.join(timeout=30.0)
+
+    def destroy_node(self) -> None:
+        """Also destroy the ~/reach_goals action server (rclpy's destroy_node leaves waitables alone)."""
+        self._reach_goals.destroy()
+        super().destroy_node()
 
 
 def _spin(executor: MultiThreadedExecutor, halt: threading.Event, stop: threading.Event) -> None:
@@ -640,7 +840,7 @@ def main(args: list[str] | None = None) -> int:
         rclpy.logging.get_logger("planner_node").fatal(f"cannot start: {exc}")
         rclpy.try_shutdown()
         return 1
-    executor = MultiThreadedExecutor(num_threads=4)
+    executor = MultiThreadedExecutor(num_threads=8)  # a ReachGoals goal holds one thread while its episode runs
     executor.add_node(node)
     halt = threading.Event()
     spinner = threading.Thread(target=_spin, args=(executor, halt, stop), name="planner_spin", daemon=True)
