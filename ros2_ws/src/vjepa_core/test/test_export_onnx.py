@@ -1,5 +1,6 @@
 """ONNX export of the tiny checkpoint: onnxruntime == torch (and == the reference fixture outputs) within
-1e-4 for the encoder and the AC predictor at 1, 2 and 3 frames; RoPE baked in; clear failure modes."""
+1e-4 for the encoder and the AC predictor at 1, 2 and 3 frames; RoPE baked in; the KV-cached step graphs;
+external weight files (what ViT-g needs) and the TensorRT engine-cache key over them; clear failure modes."""
 
 from __future__ import annotations
 
@@ -12,12 +13,16 @@ import pytest
 import torch
 
 from vjepa_core.export import (
+    EXPORT_FORMAT,
     ExportError,
     build_trt_engine,
     build_trt_engines,
     engine_cache_path,
     export_onnx,
+    external_data_files,
     load_models,
+    onnx_model_digest,
+    onnx_sha256,
 )
 from vjepa_core.inference import BackendError, BackendUnavailableError, ShapeMismatchError, make_backend
 
@@ -41,8 +46,10 @@ def exported(tiny, tmp_path_factory):
 
 def test_graphs_are_static_per_frame_count_with_rope_folded(exported):
     out, manifest = exported
+    assert manifest["format"] == EXPORT_FORMAT == 2
     assert sorted(manifest["predictor"]) == ["1", "2", "3"] and sorted(manifest["encoder"]) == ["1", "2", "3"]
-    for kind in ("encoder", "predictor"):
+    assert sorted(manifest["predictor_step"]) == ["0", "1", "2"]  # KV-cached step per frame index
+    for kind in ("encoder", "predictor", "predictor_step"):
         for info in manifest[kind].values():
             assert info["parity_max_abs_err"] <= TOL
             model = onnx.load(out / info["file"])
@@ -52,7 +59,63 @@ def test_graphs_are_static_per_frame_count_with_rope_folded(exported):
             assert not ops & {"Sin", "Cos"}, "RoPE tables must be precomputed constants"
             assert "LayerNormalization" in ops
             batch_dim = model.graph.input[0].type.tensor_type.shape.dim[0]
-            assert batch_dim.dim_param == "batch"  # dynamic batch, everything else fixed
+            assert batch_dim.dim_param in ("batch", "tokens_batch")  # dynamic batch, everything else fixed
+            assert info["sha256"] == onnx_sha256(out / info["file"]) and "external_data" not in info
+
+
+def test_step_graphs_take_and_return_the_cache_per_layer(exported):
+    """predictor_step_f{f}: frame 0 takes no past; frame f takes past keys/values of f frames per layer
+    (batch free: 1 = shared history) and returns them with the new frame appended."""
+    out, manifest = exported
+    depth, heads, hd, per_frame = 2, 4, 16, 18  # tiny predictor: 2 blocks, 4 heads of 16, 2 + 16 tokens
+    for f in range(3):
+        info = manifest["predictor_step"][str(f)]
+        model = onnx.load(out / info["file"])
+        shapes = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]
+                  for i in model.graph.input}
+        past = [n for n in shapes if n.startswith("past_")]
+        assert len(past) == (2 * depth if f else 0) and info["inputs"][:3] == ["tokens", "action", "state"]
+        for n in past:
+            assert shapes[n] == ["past_batch", heads, f * per_frame, hd]
+        assert shapes["tokens"] == ["tokens_batch", 16, 96] and shapes["action"] == ["batch", 7]
+        assert [o.name for o in model.graph.output] == info["outputs"]
+        assert info["output_shapes"][0] == ["batch", 16, 96]
+        assert all(s_ == ["batch", heads, (f + 1) * per_frame, hd] for s_ in info["output_shapes"][1:])
+        assert info["parity_max_abs_err"] <= TOL
+
+
+def test_external_data_export_loads_and_matches(tiny, exported, tmp_path):
+    """Weights in one external file beside each graph (what a ViT-g export needs: its ~4 GB fp32 weights exceed
+    protobuf's 2 GB), forced on the tiny model: same outputs as the self-contained export, the manifest names the
+    data file, and a second export into the same folder does not grow it (onnx appends to an existing file)."""
+    enc, pred, cfg, io = tiny
+    out = tmp_path / "ext"
+    manifest = export_onnx(out, enc, pred, predictor_frames=(1, 2), encoder_frames=(1,), config=cfg,
+                           external_data=True)
+    files = sorted(p.name for p in out.iterdir())
+    assert "predictor_t1.onnx.data" in files and "encoder_f1.onnx.data" in files
+    assert "predictor_step_f1.onnx.data" in files and not [f for f in files if f.startswith(".export_tmp")]
+    for kind in ("encoder", "predictor", "predictor_step"):
+        for info in manifest[kind].values():
+            graph, data = out / info["file"], out / (info["file"] + ".data")
+            assert info["external_data"] == [data.name]
+            assert external_data_files(graph) == [data]
+            assert graph.stat().st_size < data.stat().st_size  # the weights left the protobuf
+            assert info["sha256"] == onnx_model_digest(graph) != onnx_sha256(graph)
+            onnx.checker.check_model(str(graph))
+    ext = make_backend("onnxruntime", export_dir=out, threads=1)
+    ref = make_backend("onnxruntime", export_dir=exported[0], threads=1)
+    tok = torch.from_numpy(io["predictor_tokens"][:, :32])
+    act, st = torch.from_numpy(io["predictor_actions"][:, :2]), torch.from_numpy(io["predictor_states"][:, :2])
+    assert torch.equal(ext.predict(tok, act, st), ref.predict(tok, act, st))
+    x = torch.from_numpy(io["image"])[:, None]
+    assert torch.equal(ext.encode(x), ref.encode(x))
+    size = (out / "predictor_t1.onnx.data").stat().st_size
+    export_onnx(out, None, pred, predictor_frames=(1,), step_frames=0, external_data=True)
+    assert (out / "predictor_t1.onnx.data").stat().st_size == size
+    # self-contained again: the stale data file goes away with the old graph
+    export_onnx(out, None, pred, predictor_frames=(1,), step_frames=0, external_data=False)
+    assert not (out / "predictor_t1.onnx.data").exists() and external_data_files(out / "predictor_t1.onnx") == []
 
 
 @pytest.mark.parametrize("frames", [1, 2, 3])
@@ -142,13 +205,70 @@ def test_engine_cache_path_depends_on_graph_precision_gpu_and_version(exported, 
     assert a not in others and len(others) == 4
     # same name, different content -> different engine (hash of the ONNX bytes, not the file name)
     copy = tmp_path / "predictor_t1.onnx"
-    copy.write_bytes(p1.read_bytes() + b"\0")
+    model = onnx.load(p1)
+    model.doc_string = "another export"
+    onnx.save(model, copy)
     assert engine_cache_path(copy, "fp16", "g", "1").name != engine_cache_path(p1, "fp16", "g", "1").name
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(p1.read_bytes()[:-7] + b"\xff" * 7)
+    with pytest.raises(ExportError, match="not a readable ONNX model"):
+        engine_cache_path(broken, "fp16", "g", "1")
     assert engine_cache_path(p1, "fp16", "g", "1", cache_dir=tmp_path / "c").parent == tmp_path / "c"
     with pytest.raises(ExportError, match="precision"):
         engine_cache_path(p1, "int8", "g", "1")
     with pytest.raises(ExportError, match="not found"):
         engine_cache_path(tmp_path / "nope.onnx", "fp16", "g", "1")
+    # a self-contained graph keeps the key it had before external weights were hashed (plain file SHA-256)
+    assert onnx_model_digest(p1)[:16] in a.name and onnx_model_digest(p1) == onnx_sha256(p1)
+
+
+def test_engine_cache_key_covers_external_weight_files(tiny, tmp_path):
+    """A graph with external weights: new weights under the same .onnx bytes give a new engine path (the key
+    hashes every external file the graph names), and a missing weight file is a clear error, not a stale hit."""
+    _, pred, _, _ = tiny
+    out = tmp_path / "ext"
+    export_onnx(out, None, pred, predictor_frames=(1,), step_frames=0, external_data=True)
+    graph, data = out / "predictor_t1.onnx", out / "predictor_t1.onnx.data"
+    key = engine_cache_path(graph, "fp16", "NVIDIA H200", "10.3.0")
+    assert key == engine_cache_path(graph, "fp16", "NVIDIA H200", "10.3.0")
+    onnx_bytes, weights = graph.read_bytes(), bytearray(data.read_bytes())
+    weights[-1] ^= 0xFF  # one byte of one weight changes; the .onnx file is untouched
+    data.write_bytes(bytes(weights))
+    assert graph.read_bytes() == onnx_bytes
+    changed = engine_cache_path(graph, "fp16", "NVIDIA H200", "10.3.0")
+    assert changed != key and changed.parent == key.parent
+    # a copy of the graph elsewhere without its weights cannot be keyed (TensorRT could not parse it either)
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    (lone / graph.name).write_bytes(onnx_bytes)
+    with pytest.raises(ExportError, match="external weight file 'predictor_t1.onnx.data'.*not found"):
+        engine_cache_path(lone / graph.name, "fp16", "NVIDIA H200", "10.3.0")
+    # moved together, the key follows the content, not the folder
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    (moved / graph.name).write_bytes(onnx_bytes)
+    (moved / data.name).write_bytes(bytes(weights))
+    assert engine_cache_path(moved / graph.name, "fp16", "NVIDIA H200", "10.3.0").name == changed.name
+
+
+def test_ort_tensorrt_ep_cache_folder_is_keyed_by_the_export(tiny, tmp_path):
+    """The TensorRT execution provider keys its engines by graph structure, not weights: the backend gives it a
+    cache folder named after the export's graph + weight digests, so a re-export with new weights rebuilds."""
+    from vjepa_core.inference.onnx_backend import export_digest
+
+    _, pred, _, _ = tiny
+    a = export_onnx(tmp_path / "a", None, pred, predictor_frames=(1,), step_frames=1)
+    b = export_onnx(tmp_path / "b", None, pred, predictor_frames=(1,), step_frames=1)
+    assert export_digest(a) == export_digest(b)  # same weights, same graphs: the engines can be shared
+    saved = pred.predictor_proj.bias.detach().clone()
+    with torch.no_grad():
+        pred.predictor_proj.bias.add_(1e-3)
+    try:
+        c = export_onnx(tmp_path / "c", None, pred, predictor_frames=(1,), step_frames=1)
+    finally:
+        with torch.no_grad():
+            pred.predictor_proj.bias.copy_(saved)
+    assert export_digest(c) != export_digest(a)
 
 
 def test_export_failure_modes(tiny, tmp_path):
@@ -159,6 +279,8 @@ def test_export_failure_modes(tiny, tmp_path):
         export_onnx(tmp_path)
     with pytest.raises(ExportError, match="outside 1..4"):
         export_onnx(tmp_path, None, pred, predictor_frames=(5,))
+    with pytest.raises(ExportError, match="step_frames 5 outside 0..4"):
+        export_onnx(tmp_path, None, pred, predictor_frames=(1,), step_frames=5)
     with pytest.raises(ExportError, match="tolerance"):  # an impossible tolerance trips the parity check
         export_onnx(tmp_path, None, pred, predictor_frames=(1,), tolerance=0.0 - 1.0)
     with pytest.raises(ExportError, match="not found"):

@@ -72,9 +72,11 @@ def test_onnxruntime_world_model_equals_torch_cached(models, tmp_path):
     enc, pred, cfg = models
     export_onnx(tmp_path, enc, pred, predictor_frames=(1, 2), encoder_frames=(1,), config=cfg)
     ort_wm = WorldModel(make_backend("onnxruntime", export_dir=tmp_path, threads=1))
-    assert not ort_wm.use_kv_cache  # falls back to the reference recompute
+    assert ort_wm.use_kv_cache  # the export has the KV-cached step graphs (format 2)
+    no_steps = tmp_path / "no_steps"
+    export_onnx(no_steps, None, pred, predictor_frames=(1,), step_frames=0, config=cfg)
     with pytest.raises(ValueError, match="no KV-cached step"):
-        WorldModel(ort_wm.backend, use_kv_cache=True)
+        WorldModel(make_backend("onnxruntime", export_dir=no_steps, threads=1), use_kv_cache=True)
     torch_wm = WorldModel(make_backend("torch", encoder=enc, predictor=pred))
     frames = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
     ctx = torch_wm.encode(frames)

@@ -38,7 +38,8 @@ class InferenceBackend:
         device: torch device of inputs/outputs.
         tokens_per_frame: patch tokens per latent frame (h*w).
         embed_dim: encoder width D.
-        supports_kv_cache: whether :meth:`predict_step` is implemented.
+        supports_kv_cache: whether :meth:`predict_step` is implemented (for exported backends it depends on
+            the export: per instance, true when the export has the step graphs / engines).
         supports_clips: whether :meth:`encode_clip` is implemented.
     """
 

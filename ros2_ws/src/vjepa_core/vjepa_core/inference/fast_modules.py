@@ -12,6 +12,8 @@ They reuse the original modules' parameters (no copies) and compute exactly the 
   frames already processed never change when a new frame is appended. A rollout step therefore only runs
   the new frame's ``cond + h*w`` tokens against the cached keys/values (no mask needed: the newest frame
   may see everything), instead of re-running every earlier frame as the reference does.
+  :class:`ACStepGraph` is the same step for one fixed frame index with the cache as explicit per-layer
+  inputs/outputs, the form exported to ONNX / TensorRT (one graph per frame index).
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ from ..models.ac_predictor import build_block_causal_mask, frame_token_positions
 from ..models.modules import grid_positions, rope_segment_dim
 
 __all__ = [
+    "ACStepGraph",
     "ACStepper",
     "FastACPredictor",
     "FramesEncoder",
     "KVCache",
+    "ac_step",
     "apply_rope_tables",
     "block_forward",
     "rope_tables",
@@ -207,21 +211,88 @@ class ACStepper(nn.Module):
     ) -> tuple[torch.Tensor, KVCache]:
         """Process frame ``frame`` given the cache of frames ``0..frame-1``; see the class docstring."""
         p = self.predictor
-        b = action_t.shape[0]
         if frame >= p.cfg.max_frames:
             raise ValueError(f"frame index {frame}: this predictor takes at most {p.cfg.max_frames} frames")
-        z = p.predictor_embed(tokens_t)  # [B|1, hw, pd]
-        if z.shape[0] != b:
-            z = z.expand(b, -1, -1)
-        a = p.action_encoder(action_t).unsqueeze(1)  # [B, 1, pd]
-        s = p.state_encoder(state_t).unsqueeze(1)
-        x = torch.cat([a, s, z], dim=1)  # [B, K+hw, pd]
-        cos, sin = self.tables(frame, x.device)
-        new_cache: KVCache = []
-        for i, blk in enumerate(p.predictor_blocks):
-            past = None if cache is None else cache[i]
-            if past is not None and past[0].shape[0] != b:
-                past = (past[0].expand(b, -1, -1, -1), past[1].expand(b, -1, -1, -1))
-            x, kv = block_forward(blk, x, cos, sin, None, past)
-            new_cache.append(kv)
-        return p.head(x, 1), new_cache
+        cos, sin = self.tables(frame, action_t.device)
+        return ac_step(p, tokens_t, action_t, state_t, cos, sin, cache)
+
+
+def ac_step(
+    predictor: nn.Module,
+    tokens_t: torch.Tensor,
+    action_t: torch.Tensor,
+    state_t: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    past: KVCache | None,
+) -> tuple[torch.Tensor, KVCache]:
+    """One frame of the AC predictor against the per-layer ``past`` keys/values (or none for frame 0).
+
+    ``tokens_t[B|1, hw, D]`` and each past ``(k, v)`` ``[B|1, heads, P, hd]`` may have batch 1: they are
+    broadcast to the batch ``B`` of ``action_t`` (the shared context frame / history is embedded once).
+    Returns ``(pred[B, hw, D], present)`` with ``present[i] = (k, v)`` ``[B, heads, P + K + hw, hd]``.
+    """
+    p = predictor
+    b = action_t.shape[0]
+    z = p.predictor_embed(tokens_t).expand(b, -1, -1)  # [B, hw, pd] (a view when the batch already is B)
+    a = p.action_encoder(action_t).unsqueeze(1)  # [B, 1, pd]
+    s = p.state_encoder(state_t).unsqueeze(1)
+    x = torch.cat([a, s, z], dim=1)  # [B, K+hw, pd]
+    present: KVCache = []
+    for i, blk in enumerate(p.predictor_blocks):
+        kv = None
+        if past is not None:
+            k, v = past[i]
+            kv = (k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1))
+        x, kv = block_forward(blk, x, cos, sin, None, kv)
+        present.append(kv)
+    return p.head(x, 1), present
+
+
+class ACStepGraph(nn.Module):
+    """:func:`ac_step` for one fixed frame index ``frame``, with the cache as flat per-layer tensors (export form).
+
+    ``forward(tokens[Bt, hw, D], action[B, 7], state[B, 7], past_key_0, past_value_0, ..., past_value_{L-1})``
+    -> ``(predicted[B, hw, D], key_0, value_0, ..., value_{L-1})``; ``Bt`` and the past's batch may be 1 or
+    ``B``; frame 0 takes no past. Past tensors are ``[B|1, heads, frame*(K+hw), hd]`` (RoPE already applied),
+    outputs ``[B, heads, (frame+1)*(K+hw), hd]``. RoPE tables for the frame are constants of the graph.
+    """
+
+    def __init__(self, predictor: nn.Module, frame: int) -> None:
+        super().__init__()
+        if predictor.use_extrinsics:
+            raise ValueError("the KV-cached step does not support use_extrinsics=True")
+        if not predictor.is_frame_causal:
+            raise ValueError("a KV cache is only exact for a frame-causal predictor (is_frame_causal=True)")
+        if not 0 <= frame < predictor.cfg.max_frames:
+            raise ValueError(f"frame index {frame}: this predictor takes frames 0..{predictor.cfg.max_frames - 1}")
+        self.predictor = predictor
+        self.frame = int(frame)
+        self.depth = len(predictor.predictor_blocks)
+        self.num_heads = predictor.cfg.num_heads
+        self.head_dim = predictor.cfg.predictor_embed_dim // predictor.cfg.num_heads
+        self.tokens_per_step = predictor.cond_tokens + predictor.grid_h * predictor.grid_w
+        pos = frame_token_positions(1, predictor.grid_h, predictor.grid_w, predictor.cond_tokens,
+                                    frame_offset=self.frame)
+        cos, sin = rope_tables(pos, self.head_dim)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+
+    def input_names(self) -> list[str]:
+        """``tokens, action, state`` then ``past_key_i, past_value_i`` per layer (none for frame 0)."""
+        past = [f"past_{kind}_{i}" for i in range(self.depth) for kind in ("key", "value")] if self.frame else []
+        return ["tokens", "action", "state", *past]
+
+    def output_names(self) -> list[str]:
+        """``predicted`` then ``key_i, value_i`` per layer (the cache including this frame)."""
+        return ["predicted", *[f"{kind}_{i}" for i in range(self.depth) for kind in ("key", "value")]]
+
+    def forward(self, tokens: torch.Tensor, action: torch.Tensor, state: torch.Tensor,
+                *past: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """See the class docstring."""
+        if len(past) != (2 * self.depth if self.frame else 0):
+            raise ValueError(f"frame {self.frame} takes {2 * self.depth if self.frame else 0} past tensors, "
+                             f"got {len(past)}")
+        cache = [(past[2 * i], past[2 * i + 1]) for i in range(self.depth)] if self.frame else None
+        pred, present = ac_step(self.predictor, tokens, action, state, self.rope_cos, self.rope_sin, cache)
+        return (pred, *[t for kv in present for t in kv])
