@@ -168,35 +168,7 @@ def test_thresholds_switch_goals_preemption_and_the_gripper_commanded(ros_domain
         graph.wait_for(lambda: g.planner._snapshot()[1] is not None and g.planner._pose_obs() is not None, 10,
                        "the planner to hear the camera and the arm")
 
-        handle = client.send(latent_goals(g, [scene, far, scene], max_steps=[5, 2, 5],
-                                          thresholds=[1e-3, -1.0, 1e-3], task="there and back"))
-        res = client.result(handle)
-        assert res.status == GoalStatus.STATUS_SUCCEEDED, res.result.message
-        r = res.result
-        assert r.success and r.state == PlanStatus.STATE_SUCCEEDED
-        assert list(r.outcomes) == [OUTCOME.OUTCOME_REACHED, OUTCOME.OUTCOME_BUDGET_SPENT, OUTCOME.OUTCOME_REACHED]
-        assert list(r.steps) == [0, 2, 0] and r.final_goal_energies[0] == 0.0 and r.final_goal_energies[2] == 0.0
-        assert len(g.arm.targets) == 2
-        indices = [s.goal_index for s in client.feedback_of(handle)]
-        assert indices == sorted(indices) and set(indices) == {1, 2}  # goal 0 was reached before any status
-
-        first = client.send(latent_goals(g, [far], max_steps=[50], thresholds=[-1.0]))
-        graph.wait_for(lambda: any(s.state == PlanStatus.STATE_EXECUTING for s in client.feedback_of(first)), 30,
-                       "a step of the first goal")
-        second = client.send(latent_goals(g, [far], max_steps=[50], thresholds=[-1.0]))
-        res = client.result(first)
-        assert res.status == GoalStatus.STATUS_ABORTED
-        assert res.result.message == f"preempted by a new goal (episode {res.result.episode + 1})"
-        assert list(res.result.outcomes) == [OUTCOME.OUTCOME_STOPPED] and res.result.steps[0] >= 1
-        graph.wait_for(lambda: any(s.state == PlanStatus.STATE_EXECUTING for s in client.feedback_of(second)), 30,
-                       "a step of the second goal")
-        g.goal_pub.publish(g.latent(grid=far))  # the one-goal shortcut preempts too
-        res = client.result(second)
-        assert res.status == GoalStatus.STATUS_ABORTED and res.result.message.startswith("preempted by a new goal")
-        assert g.call(Trigger, "/planner_node/stop", Trigger.Request()).success
-
-        # the gripper: a plan that closes the open hand sends a grasp
-        grippers.clear()
+        # the gripper (first: no command has been sent yet): a plan that closes the open hand sends a grasp
         state = g.planner._pose_obs().state
         assert state[6] == 0.0
         handle = client.send(latent_goals(g, [predicted(world_model, scene, state, 0.75)], max_steps=[1],
@@ -225,6 +197,41 @@ def test_thresholds_switch_goals_preemption_and_the_gripper_commanded(ros_domain
         client.result(handle)
         graph.wait_for(lambda: grippers and not grippers[-1].grasp, 5, "the open command")
         assert grippers[-1].width == pytest.approx(0.08)
+        g.arm.gripper = (graph.FINGERS, [0.04, 0.04])
+
+        sent = len(g.arm.targets)
+        handle = client.send(latent_goals(g, [scene, far, scene], max_steps=[5, 2, 5],
+                                          thresholds=[1e-3, -1.0, 1e-3], task="there and back"))
+        res = client.result(handle)
+        assert res.status == GoalStatus.STATUS_SUCCEEDED, res.result.message
+        r = res.result
+        assert r.success and r.state == PlanStatus.STATE_SUCCEEDED
+        assert list(r.outcomes) == [OUTCOME.OUTCOME_REACHED, OUTCOME.OUTCOME_BUDGET_SPENT, OUTCOME.OUTCOME_REACHED]
+        assert list(r.steps) == [0, 2, 0] and r.final_goal_energies[0] == 0.0 and r.final_goal_energies[2] == 0.0
+        assert len(g.arm.targets) == sent + 2
+        indices = [s.goal_index for s in client.feedback_of(handle)]
+        assert indices == sorted(indices) and set(indices) == {1, 2}  # goal 0 was reached before any status
+
+        first = client.send(latent_goals(g, [far], max_steps=[50], thresholds=[-1.0]))
+        graph.wait_for(lambda: any(s.state == PlanStatus.STATE_EXECUTING for s in client.feedback_of(first)), 30,
+                       "a step of the first goal")
+        second = client.send(latent_goals(g, [far], max_steps=[50], thresholds=[-1.0]))
+        res = client.result(first)
+        assert res.status == GoalStatus.STATUS_ABORTED
+        assert res.result.message == f"preempted by a new goal (episode {res.result.episode + 1})"
+        assert list(res.result.outcomes) == [OUTCOME.OUTCOME_STOPPED] and res.result.steps[0] >= 1
+        graph.wait_for(lambda: any(s.state == PlanStatus.STATE_EXECUTING for s in client.feedback_of(second)), 30,
+                       "a step of the second goal")
+        g.goal_pub.publish(g.latent(grid=far))  # the one-goal shortcut preempts too
+        res = client.result(second)
+        assert res.status == GoalStatus.STATUS_ABORTED and res.result.message.startswith("preempted by a new goal")
+        third = client.send(latent_goals(g, [far], max_steps=[50], thresholds=[-1.0]))
+        graph.wait_for(lambda: any(s.state == PlanStatus.STATE_EXECUTING for s in client.feedback_of(third)), 30,
+                       "a step of the third goal")
+        assert g.call(Trigger, "/planner_node/stop", Trigger.Request()).success  # ~/stop ends the goal too
+        res = client.result(third)
+        assert res.status == GoalStatus.STATUS_ABORTED and res.result.state == PlanStatus.STATE_STOPPED
+        assert res.result.message == "stop requested" and list(res.result.outcomes) == [OUTCOME.OUTCOME_STOPPED]
     finally:
         stop.set()
         g.close()
