@@ -4,7 +4,9 @@
 KV cache, precomputed RoPE, cache-sized chunks, optional ``torch.compile``; or an ONNX Runtime export) and,
 with ``--compare-reference``, side by side a straightforward re-implementation of the reference loop
 (whole-sequence recompute per horizon step, CPU numpy pose updates, all samples in one call), with the same
-CEM settings and seed, so plan quality is compared too. ``vjepa-bench encoder`` times per-frame encoding
+CEM settings and seed, so plan quality is compared too; ``--compare-backend NAME`` times the same plan with other
+backends in the same run, interleaved (e.g. onnxruntime with its KV-cached step graphs beside torch).
+``vjepa-bench encoder`` times per-frame encoding
 (``ms_per_frame_median``, ``frames_per_s``). Both record the device name. ``vjepa-bench landscape`` sweeps a
 dx/dy/dz action grid on a real (frame, next frame, state) transition, writes the energy heat map (PNG) and
 reports the grid argmin against the true action (:mod:`vjepa_core.planning.landscape`).
@@ -19,6 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -137,11 +140,20 @@ def _time_plans(planner: Any, args: tuple, repeats: int, warmup: int = 1) -> tup
     return times, res
 
 
+def _key(name: str) -> str:
+    return name.replace("-", "_")
+
+
 def run_planner_bench(config: str = "tiny", samples: int = 800, iterations: int = 10, topk: int = 10,
                       horizon: int = 2, backend: str = "torch", repeats: int = 3, compare_reference: bool = True,
                       compile: bool = False, precision: str = "fp32", chunk_size: int | None = None,
-                      device: str | None = None, seed: int = 0, ablation: bool = False) -> dict:
-    """Time CEM plans; see the module docstring. Returns the JSON record."""
+                      device: str | None = None, seed: int = 0, ablation: bool = False,
+                      compare_backends: Sequence[str] = ()) -> dict:
+    """Time CEM plans; see the module docstring. Returns the JSON record.
+
+    ``backend`` is timed as ``ours``; each of ``compare_backends`` (default settings: KV cache when the backend
+    has it) is timed beside it, interleaved, under ``ms_per_plan_median_<name>`` (``-`` -> ``_``), with its ratio
+    to ``ours`` in ``ratio_vs_ours_<name>``."""
     from ..inference import WorldModel, make_backend
     from ..planning import CEMConfig, CEMPlanner, get_objective
 
@@ -158,15 +170,23 @@ def run_planner_bench(config: str = "tiny", samples: int = 800, iterations: int 
     objective = get_objective(cem.energy, cem.normalize)
     plan_args = (ctx, state, goal)
 
-    if backend == "torch":
-        be = make_backend("torch", predictor=pred, device=str(dev), precision=precision, compile=compile)
-    else:
-        from ..export import export_onnx
+    export: list[Path] = []
 
-        tmp = Path(tempfile.mkdtemp(prefix="vjepa_bench_"))
-        export_onnx(tmp, None, pred.cpu(), predictor_frames=tuple(range(1, horizon + 1)), config=cfg)
-        pred.to(dev)
-        be = make_backend(backend, export_dir=tmp, threads=torch.get_num_threads())
+    def build(name: str, **torch_kwargs: Any) -> Any:
+        if name == "torch":
+            return make_backend("torch", predictor=pred, device=str(dev), **torch_kwargs)
+        if name == "tensorrt":
+            raise ValueError("the planner benchmark supports torch and onnxruntime* backends")
+        if not export:  # one export (graphs per frame count + KV-cached step graphs) for every onnx backend
+            from ..export import export_onnx
+
+            tmp = Path(tempfile.mkdtemp(prefix="vjepa_bench_"))
+            export_onnx(tmp, None, pred.cpu(), predictor_frames=tuple(range(1, horizon + 1)), config=cfg)
+            pred.to(dev)
+            export.append(tmp)
+        return make_backend(name, export_dir=export[0], threads=torch.get_num_threads())
+
+    be = build(backend, precision=precision, compile=compile)
     wm = WorldModel(be, chunk_size=chunk_size)
     ours = CEMPlanner(cem, wm.unroll, objective)
     record: dict[str, Any] = {
@@ -175,10 +195,17 @@ def run_planner_bench(config: str = "tiny", samples: int = 800, iterations: int 
         "kv_cache": wm.use_kv_cache, "chunk_size": wm.auto_chunk_size(samples, horizon),
         "tokens_per_frame": n, "predictor": {k: cfg["predictor"][k] for k in
                                              ("predictor_embed_dim", "depth", "num_heads", "embed_dim")},
-        "repeats": repeats, **_device_info(dev),
+        "repeats": repeats, "weights": "random" if ckpt is None else str(ckpt), **_device_info(dev),
     }
     t0 = time.perf_counter()
     planners = {"ours": ours}
+    for name in compare_backends:
+        if name == backend:
+            continue
+        other = WorldModel(build(name), chunk_size=chunk_size)
+        record[f"kv_cache_{_key(name)}"] = other.use_kv_cache
+        record[f"chunk_size_{_key(name)}"] = other.auto_chunk_size(samples, horizon)
+        planners[_key(name)] = CEMPlanner(cem, other.unroll, objective)
     if compare_reference:
         planners["reference"] = CEMPlanner(cem, ReferenceRollout(pred).unroll, objective)
     if ablation:
@@ -207,6 +234,10 @@ def run_planner_bench(config: str = "tiny", samples: int = 800, iterations: int 
         record[f"plan_{k}"] = results[k].actions.cpu().tolist()
         record[f"plan_energy_{k}"] = plan_energy(results[k].actions)
     record["ms_per_plan_median"] = record["ms_per_plan_median_ours"]
+    for name in compare_backends:
+        if name != backend:
+            record[f"ratio_vs_ours_{_key(name)}"] = (record[f"ms_per_plan_median_{_key(name)}"]
+                                                      / record["ms_per_plan_median"])
     if compare_reference:
         record["speedup_vs_reference"] = record["ms_per_plan_median_reference"] / record["ms_per_plan_median"]
         diff = (results["ours"].actions - results["reference"].actions).abs().max().item()
@@ -216,9 +247,26 @@ def run_planner_bench(config: str = "tiny", samples: int = 800, iterations: int 
     return record
 
 
+def _export_encoder(enc: Any, cfg: dict, export_dir: Path | None) -> Path:
+    """An ONNX export of ``enc`` (1-frame graph): reuse ``export_dir`` when it already holds one, else write it
+    there (or to a fresh temp folder). Big encoders get external weights and an all-core parity check."""
+    from ..export import export_onnx
+
+    if export_dir is not None and (export_dir / "manifest.json").is_file():
+        if "1" in json.loads((export_dir / "manifest.json").read_text()).get("encoder", {}):
+            return export_dir
+    out = export_dir or Path(tempfile.mkdtemp(prefix="vjepa_bench_"))
+    export_onnx(out, enc, None, encoder_frames=(1,), config=cfg, tolerance=1e-3, check_batches=(1, 2),
+                check_threads=0)
+    return out
+
+
 def run_encoder_bench(config: str = "tiny", backend: str = "torch", repeats: int = 10, batch: int = 1,
-                      precision: str = "fp32", compile: bool = False, device: str | None = None) -> dict:
-    """Time encoding of ``batch`` single frames (each one duplicated tubelet); returns the JSON record."""
+                      precision: str = "fp32", compile: bool = False, device: str | None = None,
+                      export_dir: Path | None = None) -> dict:
+    """Time encoding of ``batch`` single frames (each one duplicated tubelet); returns the JSON record.
+    ``export_dir``: where the ONNX export of the non-torch backends lives (reused when present, so ONNX Runtime
+    and TensorRT time the same graph and a ViT-g is exported once)."""
     from ..inference import make_backend
 
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -229,17 +277,13 @@ def run_encoder_bench(config: str = "tiny", backend: str = "torch", repeats: int
     if backend == "torch":
         be = make_backend("torch", encoder=enc, device=str(dev), precision=precision, compile=compile)
     elif backend == "tensorrt":
-        from ..export import build_trt_engines, export_onnx
+        from ..export import build_trt_engines
 
-        tmp = Path(tempfile.mkdtemp(prefix="vjepa_bench_"))
-        export_onnx(tmp, enc, None, encoder_frames=(1,), config=cfg, tolerance=1e-3)
+        tmp = _export_encoder(enc, cfg, export_dir)
         build_trt_engines(tmp, precision="fp16" if precision != "fp32" else "fp32", max_batch=max(batch, 1))
         be = make_backend("tensorrt", export_dir=tmp)
     else:
-        from ..export import export_onnx
-
-        tmp = Path(tempfile.mkdtemp(prefix="vjepa_bench_"))
-        export_onnx(tmp, enc, None, encoder_frames=(1,), config=cfg, tolerance=1e-3)
+        tmp = _export_encoder(enc, cfg, export_dir)
         be = make_backend(backend, export_dir=tmp, threads=torch.get_num_threads())
     x = torch.randn(batch, 1, 3, hw[0], hw[1], device=be.device)
     be.encode(x)  # warm-up
@@ -255,6 +299,7 @@ def run_encoder_bench(config: str = "tiny", backend: str = "torch", repeats: int
     med = statistics.median(times)
     return {"benchmark": "encoder", "config": config, "backend": backend, "precision": precision,
             "compile": compile, "batch": batch, "img_size": list(hw), "ms_per_frame": times,
+            "weights": "random" if ckpt is None else str(ckpt),
             "ms_per_frame_median": med, "frames_per_s": 1e3 / med, "repeats": repeats, **_device_info(dev)}
 
 
@@ -343,7 +388,12 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--chunk-size", type=int, default=None)
     pl.add_argument("--compare-reference", action="store_true", help="also time the reference loop")
     pl.add_argument("--ablation", action="store_true", help="also time without chunking / without KV cache")
+    pl.add_argument("--compare-backend", action="append", default=[], metavar="NAME",
+                    choices=["torch", "onnxruntime", "onnxruntime-cuda", "onnxruntime-trt"],
+                    help="also time this backend in the same run, interleaved (repeatable)")
     sub.choices["encoder"].add_argument("--batch", type=int, default=1)
+    sub.choices["encoder"].add_argument("--export-dir", type=Path, default=None,
+                                        help="ONNX export to reuse (or write) for non-torch backends")
     la = sub.add_parser("landscape", help="energy heat map over a dx/dy/dz grid vs the true action")
     la.add_argument("--checkpoint", default=None, help="V-JEPA 2-AC checkpoint (.pt) with encoder and predictor")
     la.add_argument("--config", default="",
@@ -383,14 +433,19 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit("error: the planner benchmark supports torch and onnxruntime* backends")
             rec = run_planner_bench(args.config, args.samples, args.iterations, args.topk, args.horizon,
                                     args.backend, args.repeats, args.compare_reference, args.compile,
-                                    args.precision, args.chunk_size, args.device, ablation=args.ablation)
-            line = f"planner: {rec['ms_per_plan_median']:.1f} ms per plan on {rec['device_name']}"
+                                    args.precision, args.chunk_size, args.device, ablation=args.ablation,
+                                    compare_backends=args.compare_backend)
+            line = f"planner: {rec['ms_per_plan_median']:.1f} ms per plan ({args.backend}) on {rec['device_name']}"
             if "speedup_vs_reference" in rec:
                 line += (f"; reference loop {rec['ms_per_plan_median_reference']:.1f} ms "
                          f"-> {rec['speedup_vs_reference']:.2f}x")
+            for name in args.compare_backend:
+                if name != args.backend:
+                    line += (f"; {name} {rec[f'ms_per_plan_median_{_key(name)}']:.1f} ms "
+                             f"({rec[f'ratio_vs_ours_{_key(name)}']:.2f}x)")
         else:
             rec = run_encoder_bench(args.config, args.backend, args.repeats, args.batch, args.precision,
-                                    args.compile, args.device)
+                                    args.compile, args.device, args.export_dir)
             line = (f"encoder: {rec['ms_per_frame_median']:.2f} ms per frame "
                     f"({rec['frames_per_s']:.1f} frames/s) on {rec['device_name']}")
     except (ValueError, RuntimeError) as e:

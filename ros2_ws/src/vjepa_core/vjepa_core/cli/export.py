@@ -2,6 +2,7 @@
 inspection.
 
     vjepa-export onnx --checkpoint CKPT --config CONFIG.json --out DIR [--frames 1 2 3] [--encoder-frames 1]
+                      [--step-frames N] [--external-data auto|yes|no] [--check-threads N]
     vjepa-export trt DIR [--precision fp16] [--cache-dir D] [--force-rebuild] [--max-batch 800]
     vjepa-export inspect CKPT [--encoder PRESET|JSON] [--predictor PRESET|JSON]
 """
@@ -41,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     o.add_argument("--no-predictor", action="store_true")
     o.add_argument("--opset", type=int, default=17)
     o.add_argument("--tolerance", type=float, default=1e-4, help="max abs error onnxruntime vs torch")
+    o.add_argument("--step-frames", type=int, default=None,
+                   help="KV-cached step graphs for frame indices 0..N-1 (default: the largest --frames; 0: none)")
+    o.add_argument("--external-data", choices=["auto", "yes", "no"], default="auto",
+                   help="weights in <graph>.onnx.data beside each graph (auto: graphs over 1.5 GB, e.g. ViT-g)")
+    o.add_argument("--check-threads", type=int, default=1,
+                   help="onnxruntime CPU threads for the parity check (0 = all cores)")
     t = sub.add_parser("trt", help="build TensorRT engines for an ONNX export directory (cached)")
     t.add_argument("export_dir", type=Path)
     t.add_argument("--precision", choices=["fp16", "fp32"], default="fp16")
@@ -66,8 +73,10 @@ def main(argv: list[str] | None = None) -> int:
             enc, pred, cfg = load_models(args.checkpoint, args.config, not args.no_encoder, not args.no_predictor)
             manifest = export_onnx(args.out, enc, pred, predictor_frames=args.frames,
                                    encoder_frames=args.encoder_frames, opset=args.opset, tolerance=args.tolerance,
-                                   config=cfg)
-            n = len(manifest["encoder"]) + len(manifest["predictor"])
+                                   config=cfg, step_frames=args.step_frames,
+                                   external_data={"auto": None, "yes": True, "no": False}[args.external_data],
+                                   check_threads=args.check_threads)
+            n = len(manifest["encoder"]) + len(manifest["predictor"]) + len(manifest["predictor_step"])
             print(f"wrote {n} graph(s) and manifest.json to {args.out}")
         elif args.cmd == "trt":
             from ..export import build_trt_engines
