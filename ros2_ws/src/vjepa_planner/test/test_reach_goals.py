@@ -178,6 +178,15 @@ def test_thresholds_switch_goals_preemption_and_the_gripper_commanded(ros_domain
         assert step.action[6] > 0.5, step.action
         graph.wait_for(lambda: grippers and grippers[-1].grasp, 5, "the grasp command")
         assert grippers[-1].width == 0.0 and grippers[-1].force > 0
+        # a new episode forgets the last command: the hand was opened behind the planner's back (a sim reset), and
+        # the next episode's grasp must go out although the last command sent was a grasp too
+        g.arm.gripper = (graph.FINGERS, [0.04, 0.04])
+        graph.wait_for(lambda: g.planner._pose_obs().state[6] == 0.0, 5, "the fingers to open again")
+        sent = len(grippers)
+        handle = client.send(latent_goals(g, [predicted(world_model, scene, g.planner._pose_obs().state, 0.75)],
+                                          max_steps=[1], thresholds=[-1.0]))
+        client.result(handle)
+        graph.wait_for(lambda: len(grippers) > sent and grippers[-1].grasp, 5, "the new episode's grasp command")
 
         # fingers closed on a 5 cm cup (closedness 0.375): steps that keep the hand as it is send no 'open'
         g.arm.gripper = (graph.FINGERS, [0.025, 0.025])

@@ -213,6 +213,12 @@ class RobotAdapter:
         that holds an object, nor close one)."""
         self._publish_pose(state)
 
+    def forget_gripper(self) -> None:
+        """Forget the last gripper command (a new episode: the fingers may have moved since, e.g. a simulator reset
+        or an operator opening the hand), so the episode's first command is sent whatever it is."""
+        with self._lock:
+            self._closed = None
+
     # ---- gripper ---------------------------------------------------------------------------------------------
     def _send_gripper(self, closedness: float) -> None:
         closed = closedness > 0.5

@@ -493,6 +493,7 @@ class PlannerNode(Node):
                 episode = self.loop.start(self._now(), goal, paused=not start)
             else:
                 episode = self.loop.start_goals(self._now(), goal, paused=not start)
+            self.adapter.forget_gripper()  # the episode's first gripper command goes out whatever the last one was
             with self._action_lock:
                 if self._action is not None:
                     if index < len(results) and results[index].outcome == GoalOutcome.NOT_STARTED:
