@@ -22,7 +22,8 @@ import numpy as np
 from .objects import OBJECT_KINDS
 from .tasks import OPEN_MARGIN, SceneState, TaskEpisode, goal_reached, is_held, measure, observe, reset_sim
 
-__all__ = ["RandomPolicy", "ScriptedPolicy", "StepCommand", "make_policy", "run_task", "settle"]
+__all__ = ["RandomPolicy", "ScriptedPolicy", "StepCommand", "TaskRun", "apply_command", "make_policy", "run_task",
+           "settle"]
 
 MAX_GRIPPER_WIDTH = 0.08
 HOVER_CLEARANCE = 0.025  # the grasp point this far above the object's top before the last, vertical descent [m]

@@ -17,12 +17,12 @@ task            sub-goals (one goal image each, step budget)       success, meas
 
 ``reach`` (free-space reaching) stays in ``vjepa_sim.pipeline.eval`` as before.
 
-**Steps** are the planner's: one end-effector move of at most ``cem_maxnorm`` (5 cm) per axis and/or one gripper
-command, then the arm settles. The budgets are about twice the steps the scripted controller
-(``vjepa_sim.scripted``) needs on development seeds (>= 100), as the paper's pick-and-place budgets (4 / 10 / 4
-steps of up to 13 cm) are about twice what its moves need: our steps are 2.6x shorter, so the grasp sub-goals
-(descend 8-14 cm, close, lift) get 8-10 steps where the paper gives 4; carrying 12-22 cm gets 10, as in the
-paper; lowering 8 cm and opening gets 4, as in the paper.
+**Steps** are the planner's: one end-effector move of at most ``cem_maxnorm`` (5 cm) per axis and/or one
+gripper command, then the arm settles. The budgets are the steps the scripted controller
+(``vjepa_sim.scripted``) needs on development seeds (>= 100) plus slack for imprecise steps: grasp 10 (it needs
+5-6: approach, descend, close, lift), reach_object 10 (2-4), pick_place 8 / 10 / 4 (4-6 / 2-4 / 3). The carry
+and release budgets are the paper's; its grasp budget (4) is raised to 8 because our steps are shorter (the
+paper's CEM moves up to 7.5 cm per axis, ours 5 cm) and a grasp from 8-14 cm above takes four kinds of move.
 
 **Rotation**: the wrist keeps one yaw (pointing down, yaw 0) in every start and goal state, as the paper's CEM
 keeps rotation fixed. A cup can be taken at any yaw; a box only across its short side, so the task places the
@@ -38,7 +38,7 @@ Everything here is numpy on plain values (no PyBullet): the simulator (``FrankaS
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -264,7 +264,6 @@ class Measures:
     resting: bool
     success: bool
     detail: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 def _rotate_inv(quat: np.ndarray, v: np.ndarray) -> np.ndarray:
