@@ -10,7 +10,7 @@ import shlex
 import numpy as np
 import pytest
 
-from vjepa_sim.pipeline.probe_data import PRIMITIVES, PrimitiveRunner, ProbeDataConfig, main, run_episode
+from vjepa_sim.pipeline.probe_data import MIRROR, PRIMITIVES, PrimitiveRunner, ProbeDataConfig, main, run_episode
 from vjepa_sim.pipeline.settings import load_settings
 from vjepa_sim.scene import FrankaSim
 
@@ -101,3 +101,20 @@ def test_cli_writes_split_csvs_and_resumes(tmp_path, capsys):
     assert "train episode" not in capsys.readouterr().out
     assert main([*args[:-2], "--frames", "1"]) == 2                # a bad setting: one error line, status 2
     assert "frames must be >= 2" in capsys.readouterr().err
+
+
+def test_label_subset_and_time_reversed_training_copies(tmp_path):
+    args = ["--out", str(tmp_path), "--seed", "50", "--train-episodes", "1", "--val-episodes", "1",
+            "--test-episodes", "0", "--frames", "8"]
+    assert main([*args, "--labels", "move +x", "move -x", "close gripper", "hold still", "--reverse-train"]) == 0
+    train = [shlex.split(line) for line in (tmp_path / "train.csv").read_text().splitlines()]
+    val = [shlex.split(line) for line in (tmp_path / "val.csv").read_text().splitlines()]
+    assert sorted(label for _, label in val) == ["close gripper", "hold still", "move +x", "move -x"]
+    reversed_rows = [(rel, label) for rel, label in train if rel.endswith("_rev.npz")]
+    # close gripper's mirror (open gripper) is not listed: no reversed copy of it
+    assert sorted(label for _, label in reversed_rows) == ["hold still", "move +x", "move -x"]
+    for rel, label in reversed_rows:
+        with np.load(tmp_path / rel) as rev, np.load(tmp_path / rel.replace("_rev", "")) as fwd:
+            assert np.array_equal(rev["frames"], fwd["frames"][::-1]) and str(rev["label"]) == label
+            assert MIRROR[str(fwd["label"])] == label
+    assert main([*args, "--labels", "move +q"]) == 2

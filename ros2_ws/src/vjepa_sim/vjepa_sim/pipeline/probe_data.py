@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["PRIMITIVES", "ProbeDataConfig", "PrimitiveRunner", "add_arguments", "main", "run", "run_episode",
+__all__ = ["MIRROR", "PRIMITIVES", "ProbeDataConfig", "PrimitiveRunner", "add_arguments", "main", "run", "run_episode",
            "write_dataset"]
 
 #: The labels, in the order an episode's random permutation draws from.
@@ -47,6 +47,11 @@ PRIMITIVES = ("move +x", "move -x", "move +y", "move -y", "move +z", "move -z",
               "close gripper", "open gripper", "hold still")
 
 _AXES = {"x": 0, "y": 1, "z": 2}
+
+#: What each primitive looks like played backwards (the label of a time-reversed video).
+MIRROR = {"move +x": "move -x", "move -x": "move +x", "move +y": "move -y", "move -y": "move +y",
+          "move +z": "move -z", "move -z": "move +z", "close gripper": "open gripper",
+          "open gripper": "close gripper", "hold still": "hold still"}
 
 
 @dataclass(frozen=True)
@@ -219,11 +224,22 @@ def _splits(seed: int, n_train: int, n_val: int, n_test: int) -> dict[str, list[
 
 
 def write_dataset(out: str | Path, sim_config: Any, config: ProbeDataConfig, seed: int, n_train: int, n_val: int,
-                  n_test: int, log: Any = print) -> dict[str, Any]:
-    """Record the episodes of every split into ``out`` (see the module docstring); returns the summary JSON."""
+                  n_test: int, log: Any = print, labels: list[str] | None = None,
+                  reverse_train: bool = False) -> dict[str, Any]:
+    """Record the episodes of every split into ``out`` (see the module docstring); returns the summary JSON.
+
+    Every episode records all nine primitives; ``labels`` (default: all) selects which ones the CSVs list, so a
+    label subset is a rewrite of the CSVs, not a new recording. ``reverse_train`` adds every listed training video
+    played backwards with its mirrored label (:data:`MIRROR`: +x <-> -x, close <-> open, ...), when that label is
+    listed too: twice the training data without rendering. Validation and test videos are never reversed.
+    """
     from ..scene import FrankaSim
 
     config.validate()
+    labels = list(PRIMITIVES) if labels is None else list(labels)
+    unknown = sorted(set(labels) - set(PRIMITIVES))
+    if unknown or not labels:
+        raise ValueError(f"unknown labels {unknown}; choose from {list(PRIMITIVES)}")
     out = Path(out)
     splits = _splits(seed, n_train, n_val, n_test)
     t0 = time.perf_counter()
@@ -247,16 +263,34 @@ def write_dataset(out: str | Path, sim_config: Any, config: ProbeDataConfig, see
                         meta.append({"file": name, **prim})
                     done.write_text(json.dumps(meta, indent=1))  # last: marks the episode finished
                     log(f"{split} episode {scene_seed}: {len(meta)} videos in {time.perf_counter() - te:.1f} s")
-                rows[split] += [f"videos/{split}/{m['file']} {shlex.quote(m['label'])}" for m in meta]
+                for m in meta:
+                    if m["label"] not in labels:
+                        continue
+                    rows[split].append(f"videos/{split}/{m['file']} {shlex.quote(m['label'])}")
+                    if reverse_train and split == "train" and MIRROR[m["label"]] in labels:
+                        rows[split].append(_reversed_copy(folder, m))
     for split, lines in rows.items():
         (out / f"{split}.csv").write_text("".join(line + "\n" for line in lines))
     summary = {
-        "config": asdict(config), "seed": seed, "splits": splits, "labels": list(PRIMITIVES),
+        "config": asdict(config), "seed": seed, "splits": splits, "labels": labels, "reverse_train": reverse_train,
         "videos": {k: len(v) for k, v in rows.items()}, "frame_shape": list(sim_config_shape(sim_config)),
         "seconds": round(time.perf_counter() - t0, 1),
     }
     (out / "probe_data.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def _reversed_copy(folder: Path, meta: dict[str, Any]) -> str:
+    """Write (once) the time-reversed copy of one recorded video; its CSV row."""
+    name = meta["file"].replace(".npz", "_rev.npz")
+    label = MIRROR[meta["label"]]
+    if not (folder / name).is_file():
+        with np.load(folder / meta["file"]) as z:
+            frames, states = z["frames"][::-1], z["states"][::-1]
+        tmp = folder / (name + ".tmp.npz")
+        np.savez_compressed(tmp, frames=frames, states=states, label=np.array(label))
+        tmp.replace(folder / name)
+    return f"videos/{folder.name}/{name} {shlex.quote(label)}"
 
 
 def sim_config_shape(sim_config: Any) -> tuple[int, int, int]:
@@ -280,6 +314,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-episodes", type=int, default=15)
     parser.add_argument("--repeats", type=int, default=1, help="each primitive this many times per episode")
     parser.add_argument("--frames", type=int, default=ProbeDataConfig.frames, help="frames per video")
+    parser.add_argument("--labels", nargs="+", metavar="LABEL", default=list(PRIMITIVES),
+                        help="primitives the CSVs list (all nine are recorded); default: all")
+    parser.add_argument("--reverse-train", action="store_true",
+                        help="also list every training video played backwards, with the mirrored label")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -290,7 +328,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = ProbeDataConfig(repeats=args.repeats, frames=args.frames)
     try:
         summary = write_dataset(args.out, settings.sim_config(), cfg, args.seed, args.train_episodes,
-                                args.val_episodes, args.test_episodes)
+                                args.val_episodes, args.test_episodes, labels=args.labels,
+                                reverse_train=args.reverse_train)
     except ValueError as err:
         print(f"vjepa-sim probe-data: error: {err}", file=sys.stderr)
         return 2
