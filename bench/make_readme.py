@@ -1,6 +1,7 @@
-"""Regenerate bench/README.md from the JSON results in bench/results/ (and the training table in docs/training.md).
+"""Regenerate bench/README.md from the JSON results in bench/results/ (every table comes from a JSON file).
 
     python bench/make_readme.py [--results bench/results] [--out bench/README.md]
+    python bench/make_readme.py --section gpu [--file /tmp/x/gpu.json] --stdout    # one section, printed
 
 One section per benchmark: what it measures, a table, the command that reproduces it, the machine and the date
 (the JSON's ``date``, else the file's modification date). A missing result file gives a "not run yet" line
@@ -12,7 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import re
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -30,8 +31,19 @@ def _load(path: Path) -> dict[str, Any] | None:
 
 
 def _date(doc: dict[str, Any], path: Path) -> str:
+    """The JSON's ``date``; else the date of the commit that last changed the file (a fresh clone's file times
+    are the clone's); else the file's modification date (a new, uncommitted result)."""
     if doc.get("date"):
         return str(doc["date"])
+    try:
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", path.name], cwd=path.parent,
+                               capture_output=True, text=True, timeout=10)
+        log = subprocess.run(["git", "log", "-1", "--format=%cs", "--", path.name], cwd=path.parent,
+                             capture_output=True, text=True, timeout=10)
+        if dirty.returncode == 0 and not dirty.stdout.strip() and log.returncode == 0 and log.stdout.strip():
+            return log.stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        pass
     return datetime.date.fromtimestamp(path.stat().st_mtime).isoformat()
 
 
@@ -92,14 +104,21 @@ def sec_data(doc: dict[str, Any], date: str) -> str:
 def sec_planning(doc: dict[str, Any], date: str) -> str:
     c = doc["cpu"]
     lines = [f"CEM planning with the tiny AC predictor, {c['samples']} samples x {c['iterations']} iterations, "
-             f"top-{c['topk']}, horizon {c['horizon']}, {c['device_name']}, torch {c['torch']} (issue-4 target: "
-             ">= 3x faster than the reference loop with the same plan quality).", "",
+             f"top-{c['topk']}, horizon {c['horizon']}, {c['device_name']}, torch {c['torch']}, "
+             f"{'torch.compile' if c.get('compile') else 'eager'} (targets: issue 4, >= 3x faster than the reference "
+             "loop with the same plan quality; issue 18, with 2 threads >= 4x, and onnxruntime no slower than "
+             "1.25x torch).", "",
              "| planner | ms per plan (median) | speed-up vs reference | plan energy |", "|---|---|---|---|"]
     ref = c.get("ms_per_plan_median_reference")
     labels = [("reference", "reference loop (recompute, numpy poses, one batch)"),
               ("ours", "ours: KV cache + chunks" + (" + torch.compile" if c.get("compile") else "")),
               ("ours_no_chunking", "ours without chunking"),
               ("ours_no_kv_cache", "ours without KV cache (recompute, eager)")]
+    for key in ("onnxruntime", "onnxruntime_no_kv_cache"):
+        if f"ms_per_plan_median_{key}" in c:
+            kv = "KV-cached step graphs" if c.get(f"kv_cache_{key}", key == "onnxruntime") else "recompute"
+            ratio = c[f"ms_per_plan_median_{key}"] / c["ms_per_plan_median_ours"]
+            labels.append((key, f"onnxruntime ({kv}; {ratio:.2f}x the time of ours)"))
     for key, label in labels:
         ms = c.get(f"ms_per_plan_median_{key}")
         if ms is None:
@@ -110,8 +129,13 @@ def sec_planning(doc: dict[str, Any], date: str) -> str:
         diff_mm = c["plan_max_abs_diff_vs_reference_m"] * 1e3
         lines += ["", f"Plans differ from the reference by at most {diff_mm:.2f} mm "
                       f"(energy relative difference {c['plan_energy_rel_diff']:.1e})."]
+    if c.get("repeats"):
+        lines += ["", f"Medians of {c['repeats']} plans per variant, interleaved in one run "
+                      f"({c.get('torch_threads', '?')} torch thread(s); onnxruntime with as many intra-op threads)."]
     gpu = doc.get("gpu") or {}
-    if "skipped" in gpu:
+    if not gpu:
+        lines += ["", "GPU: see the GPU check section (`bash bench/gpu_check.sh`)."]
+    elif "skipped" in gpu:
         lines += ["", f"GPU: {gpu['skipped']}."]
     else:
         lines += ["", f"GPU ({gpu.get('device_name')}):", "", "| what | backend | precision | result |",
@@ -127,13 +151,46 @@ def sec_planning(doc: dict[str, Any], date: str) -> str:
     return "\n".join(lines) + _footer("python bench/bench_planning.py", _machine(m), date)
 
 
-def sec_training(text: str, date: str) -> str:
-    body = text.strip()
-    body = re.sub(r"^## .*\n", "", body).strip()
-    return ("From [docs/training.md](../docs/training.md#throughput-tiny-config-cpu) (measured with the training "
-            "CLI, no JSON):\n\n" + body + "\n" + _footer(
-                "vjepa-train pretrain --config config/train/pretrain_tiny.yaml --out runs/pretrain_tiny",
-                "2 CPU cores, no GPU", date))
+def sec_training(doc: dict[str, Any], date: str) -> str:
+    lines = [f"Pretraining throughput, `{doc['config']}` ({doc.get('model', '')}), steps {doc['first_step']}-"
+             f"{doc['steps']} of a {doc['steps']}-step run on synthetic shards, global batch {doc['global_batch']}: "
+             "clips per second over those steps (the first steps, with allocator and data warm-up, left out) and "
+             "the peak resident memory of the (rank-0) process.", "",
+             "| processes x threads | clips/s | peak RSS per process |", "|---|---|---|"]
+    for r in doc["rows"]:
+        label = f"{r['procs']} x {r['threads']}" + (f" ({r['strategy'].upper()}, gloo)" if r["procs"] > 1 else "")
+        lines.append(f"| {label} | {r['clips_per_s']:.0f} | {r['peak_rss_mb']:.0f} MB |")
+    if doc.get("notes"):
+        lines += ["", f"Note: {doc['notes']}"]
+    return "\n".join(lines) + _footer(doc.get("command", "python bench/bench_training.py"), _machine(doc), date)
+
+
+def sec_gpu(doc: dict[str, Any], date: str) -> str:
+    dry = doc.get("dry_run")
+    m = doc.get("machine") or {}
+    lines = [("**Dry run** (CPU, tiny fixture: checks that every stage starts; these are not GPU numbers). "
+              if dry else "") +
+             f"Encoder latency per frame (one 256x256 frame = one duplicated tubelet, batch 1) and the V-JEPA 2-AC "
+             f"plan at the paper's settings (800 samples x 10 iterations, top-10, H=1) on {m.get('gpu') or 'CPU'}; "
+             f"weights: {doc.get('weights')}. Issue-18 target: ViT-g AC plan <= 2 s per action.", ""]
+    t = doc.get("tests") or {}
+    if t:
+        lines += [f"GPU unit tests (`pytest -m gpu`): {t.get('summary') or t.get('skipped')}", ""]
+    lines += ["| what | model | backend | precision | result |", "|---|---|---|---|---|"]
+    for r in doc.get("encoder", []):
+        res = r.get("skipped") or f"{r['ms_per_frame_median']:.2f} ms per frame ({r['frames_per_s']:.0f} frames/s)"
+        lines.append(f"| encoder | {r.get('config')} | {r.get('backend')} | {r.get('precision')} | {res} |")
+    for r in doc.get("planner", []):
+        if r.get("skipped"):
+            res = r["skipped"]
+            what = "AC plan"
+        else:
+            res = f"{r['ms_per_plan_median'] / 1e3:.2f} s per plan"
+            what = f"AC plan {r['samples']}x{r['iterations']}, H={r['horizon']}"
+        lines.append(f"| {what} | {r.get('config')} | {r.get('backend')} | {r.get('precision')} | {res} |")
+    versions = ", ".join(f"{k} {m[k]}" for k in ("torch", "cuda", "onnxruntime", "tensorrt", "driver") if m.get(k))
+    lines += ["", f"Versions: {versions or '-'}; whole check {doc.get('seconds', '?')} s."]
+    return "\n".join(lines) + _footer(doc.get("command", "bash bench/gpu_check.sh"), _machine(doc), date)
 
 
 def sec_perception(doc: dict[str, Any], date: str) -> str:
@@ -220,47 +277,47 @@ def sec_reach(doc: dict[str, Any], date: str) -> str:
 SECTIONS: list[tuple[str, str, str, Callable[[dict[str, Any], str], str]]] = [
     ("Simulator", "sim.json", "python bench/bench_sim.py", sec_sim),
     ("Dataset pipeline", "data.json", "python bench/bench_data.py", sec_data),
-    ("CEM planning (issue 4)", "planning.json", "python bench/bench_planning.py", sec_planning),
+    ("CEM planning (issues 4, 18)", "planning.json", "python bench/bench_planning.py", sec_planning),
+    ("Training throughput", "training.json", "python bench/bench_training.py", sec_training),
     ("Perception: encoder_node (issue 5)", "perception.json", "python bench/bench_perception.py", sec_perception),
     ("Planner node (issue 6)", "planner_node.json", "python bench/bench_planner_node.py", sec_planner_node),
     ("Energy landscape tool (issue 4)", "landscape.json", "vjepa-bench landscape --config tiny", sec_landscape),
     ("Simulated reaching: action inference (issue 10)", "sim_reach.json", "python bench/bench_reach.py", sec_reach),
+    ("GPU check (issue 18)", "gpu.json", "bash bench/gpu_check.sh", sec_gpu),
 ]
 
 
-def training_section() -> str:
-    path = ROOT / "docs" / "training.md"
+def _section(title: str, fname: str, command: str, fn: Callable[[dict[str, Any], str], str],
+             path: Path) -> list[str]:
+    doc = _load(path)
+    out = [f"## {title}", ""]
+    if doc is None:
+        return out + [f"_Not run yet: no `bench/results/{fname}`. Run `{command}`._", ""]
     try:
-        text = path.read_text()
-    except OSError:
-        return "_docs/training.md not found._\n"
-    m = re.search(r"^## Throughput.*?(?=^## |\Z)", text, flags=re.S | re.M)
-    if not m:
-        return "_No throughput section in docs/training.md yet._\n"
-    return sec_training(m.group(0), datetime.date.fromtimestamp(path.stat().st_mtime).isoformat())
+        return out + [fn(doc, _date(doc, path))]
+    except (KeyError, TypeError, IndexError, ValueError) as exc:
+        return out + [f"_`bench/results/{fname}` has an unexpected layout ({type(exc).__name__}: {exc}); "
+                      f"re-run `{command}`._", ""]
+
+
+def _gpu_sentence(results: Path) -> str:
+    doc = _load(results / "gpu.json")
+    if doc and not doc.get("dry_run") and (doc.get("machine") or {}).get("gpu"):
+        return f"GPU numbers come from `bench/gpu_check.sh` on {doc['machine']['gpu']} (GPU check section)."
+    return "No GPU numbers exist yet: `bash bench/gpu_check.sh` measures them on a CUDA machine."
 
 
 def render(results: Path) -> str:
+    """The whole README from the JSON files in ``results``."""
     out = ["# Benchmarks", "",
            "Generated by `bench/make_readme.py` from the JSON files in `bench/results/` (do not edit by hand). "
            "Run everything with `make bench` (= `bash bench/run_all.sh` with the venv active), which re-measures "
            "and regenerates this file; each benchmark also runs on its own with the command under its table.", "",
-           "All numbers so far come from one shared development VM: **2 CPU cores, no GPU** (other jobs were "
-           "running beside the benchmarks, so single measurements are noisy). No GPU numbers exist yet.", ""]
-    for i, (title, fname, command, fn) in enumerate(SECTIONS):
-        if i == 3:  # training between planning and perception
-            out += ["## Training throughput", "", training_section()]
-        path = results / fname
-        doc = _load(path)
-        out += [f"## {title}", ""]
-        if doc is None:
-            out += [f"_Not run yet: no `bench/results/{fname}`. Run `{command}`._", ""]
-            continue
-        try:
-            out += [fn(doc, _date(doc, path))]
-        except (KeyError, TypeError, IndexError, ValueError) as exc:
-            out += [f"_`bench/results/{fname}` has an unexpected layout ({type(exc).__name__}: {exc}); "
-                    f"re-run `{command}`._", ""]
+           "CPU numbers come from one shared development VM with 2 cores (other jobs were running beside the "
+           "benchmarks, so single measurements are noisy; each section names its machine). "
+           + _gpu_sentence(results), ""]
+    for title, fname, command, fn in SECTIONS:
+        out += _section(title, fname, command, fn, results / fname)
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -268,9 +325,23 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--results", type=Path, default=HERE / "results")
     ap.add_argument("--out", type=Path, default=HERE / "README.md")
+    ap.add_argument("--section", default=None, help="render only this section (its JSON name without .json)")
+    ap.add_argument("--file", type=Path, default=None, help="with --section: the JSON file (default: in --results)")
+    ap.add_argument("--stdout", action="store_true", help="print instead of writing --out")
     args = ap.parse_args()
-    args.out.write_text(render(args.results))
-    print(f"wrote {args.out}")
+    if args.section:
+        match = [s for s in SECTIONS if s[1] == f"{args.section}.json"]
+        if not match:
+            ap.error(f"unknown section {args.section!r}; choose one of {[s[1][:-5] for s in SECTIONS]}")
+        title, fname, command, fn = match[0]
+        text = "\n".join(_section(title, fname, command, fn, args.file or args.results / fname)).rstrip() + "\n"
+    else:
+        text = render(args.results)
+    if args.stdout:
+        print(text, end="")
+    else:
+        args.out.write_text(text)
+        print(f"wrote {args.out}")
     return 0
 
 

@@ -213,6 +213,10 @@ def run_planner_bench(config: str = "tiny", samples: int = 800, iterations: int 
         planners["ours_no_kv_cache"] = CEMPlanner(
             cem, WorldModel(make_backend("torch", predictor=pred, device=str(dev)), use_kv_cache=False,
                             chunk_size=chunk_size).unroll, objective)
+        if "onnxruntime" in compare_backends and backend != "onnxruntime":  # the step graphs' share of it
+            planners["onnxruntime_no_kv_cache"] = CEMPlanner(
+                cem, WorldModel(build("onnxruntime"), use_kv_cache=False, chunk_size=chunk_size).unroll, objective)
+            record["kv_cache_onnxruntime_no_kv_cache"] = False
     times: dict[str, list[float]] = {k: [] for k in planners}
     results: dict[str, Any] = {}
     for p in planners.values():  # warm-up (compilation, allocator)
