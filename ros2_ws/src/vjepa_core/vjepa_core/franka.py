@@ -27,7 +27,7 @@ MAX_GRIPPER_WIDTH = 0.08  # m: the Franka Hand's fully open finger distance (eac
 BASE_FRAME = "fr3_link0"
 CURRENT_POSE_TOPIC = "/franka_robot_state_broadcaster/current_pose"  # PoseStamped, best effort
 EQUILIBRIUM_POSE_TOPIC = "/cartesian_impedance_example_controller/equilibrium_pose"  # Jazzy >= 3.3
-GRIPPER_JOINT_STATES_TOPIC = "/fr3_gripper/joint_states"  # JointState of fr3_finger_joint1/2
+GRIPPER_JOINT_STATES_TOPIC = "/franka_gripper/joint_states"  # franka_gripper ~/joint_states: fr3_finger_joint1/2
 GRIPPER_ACTION_NAMESPACE = "/franka_gripper"  # franka_msgs/action/{Move,Grasp,Homing}
 JOINT_STATES_TOPIC = "/joint_states"
 # franka_msgs/FrankaRobotState at the controller rate (1 kHz), reliable: robot_mode, current_errors,

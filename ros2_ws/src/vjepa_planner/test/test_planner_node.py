@@ -33,7 +33,7 @@ from vjepa_planner.planner_node import PlannerNode
 FIXTURE = Path(__file__).resolve().parents[4] / "tests" / "fixtures" / "parity_tiny_a"
 TARGET_TOPIC = "/cartesian_impedance_example_controller/equilibrium_pose"
 POSE_TOPIC = "/franka_robot_state_broadcaster/current_pose"
-GRIPPER_TOPIC = "/fr3_gripper/joint_states"
+GRIPPER_TOPIC = "/franka_gripper/joint_states"
 FINGERS = ["fr3_finger_joint1", "fr3_finger_joint2"]
 HOME = np.array([0.5, 0.0, 0.4, np.pi, 0.0, 0.0, 0.0])
 WS_MIN, WS_MAX = [0.35, -0.2, 0.15], [0.65, 0.2, 0.45]

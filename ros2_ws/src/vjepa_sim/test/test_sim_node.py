@@ -46,7 +46,7 @@ class Probe:
         n.create_subscription(CameraInfo, "/camera/camera_info", self._rec("info"), QOS_STATE)
         n.create_subscription(PoseStamped, "/franka_robot_state_broadcaster/current_pose", self._rec("pose"), QOS_POSE)
         n.create_subscription(JointState, "/joint_states", self._rec("joints"), QOS_STATE)
-        n.create_subscription(JointState, "/fr3_gripper/joint_states", self._rec("gripper"), QOS_STATE)
+        n.create_subscription(JointState, "/franka_gripper/joint_states", self._rec("gripper"), QOS_STATE)
         n.create_subscription(String, "/sim_node/target_status", self._rec("status"), QOS_STATE)
         n.create_subscription(Clock, "/clock", self._rec("clock"), QOS_POSE)
         n.create_subscription(TaskState, "/vjepa_sim/task_state", self._rec("task"), QOS_STATE)
@@ -147,7 +147,7 @@ def test_topics_services_types_and_qos(graph):
         "/camera/camera_info": "sensor_msgs/msg/CameraInfo",
         "/franka_robot_state_broadcaster/current_pose": "geometry_msgs/msg/PoseStamped",
         "/joint_states": "sensor_msgs/msg/JointState",
-        "/fr3_gripper/joint_states": "sensor_msgs/msg/JointState",
+        "/franka_gripper/joint_states": "sensor_msgs/msg/JointState",
         "/clock": "rosgraph_msgs/msg/Clock",
         "/sim_node/target_status": "std_msgs/msg/String",
         "/cartesian_impedance_example_controller/equilibrium_pose": "geometry_msgs/msg/PoseStamped",

@@ -182,7 +182,7 @@ def test_collect_with_the_manipulation_config_records_play(tmp_path, ros_domain_
     widths = []
     with BagReader(bag) as reader:
         types = reader.topics
-        for topic, _, raw in reader.messages(["/fr3_gripper/joint_states"]):
+        for topic, _, raw in reader.messages(["/franka_gripper/joint_states"]):
             widths.append(sum(reader.deserialize(raw, types[topic]).position))
     widths = np.array(widths)
     assert len(widths) > 100

@@ -4,7 +4,7 @@ Publishes (defaults; every name is a parameter):
   /camera/image_raw, /camera/camera_info     sensor_msgs/Image (rgb8), CameraInfo; reliable, depth 5
   /franka_robot_state_broadcaster/current_pose   geometry_msgs/PoseStamped; best effort, depth 1 (franka v2.4+)
   /joint_states                             sensor_msgs/JointState fr3_joint1..7 + fr3_finger_joint1/2; 30 Hz
-  /fr3_gripper/joint_states                 sensor_msgs/JointState fr3_finger_joint1/2 (each = half width); 15 Hz
+  /franka_gripper/joint_states              sensor_msgs/JointState fr3_finger_joint1/2 (each = half width); 15 Hz
   /clock                                    rosgraph_msgs/Clock, sim time
   ~/target_status                           std_msgs/String, JSON: {"status", "message", "stamp", ...}
   /diagnostics                              diagnostic_msgs/DiagnosticArray (WARN on rejected/clamped commands)
@@ -73,7 +73,7 @@ NODE_PARAMS = {
     "publish_clock": (True, "publish sim time on /clock (other nodes then run with use_sim_time:=true)"),
     "pose_topic": ("/franka_robot_state_broadcaster/current_pose", "measured end-effector pose (best effort)"),
     "joint_states_topic": ("/joint_states", "arm + finger joint states"),
-    "gripper_state_topic": ("/fr3_gripper/joint_states", "finger joint states, as franka_gripper publishes"),
+    "gripper_state_topic": ("/franka_gripper/joint_states", "finger joint states, as franka_gripper publishes"),
     "target_topic": ("/cartesian_impedance_example_controller/equilibrium_pose",
                      "end-effector target (PoseStamped in the base frame; frame_id is ignored, as franka does)"),
     "gripper_command_topic": ("/vjepa_sim/gripper_command", "vjepa_interfaces/GripperCommand input"),

@@ -26,7 +26,7 @@ __all__ = ["add_arguments", "collect", "run"]
 RECORD_TOPICS = [
     "/camera/image_raw",
     "/franka_robot_state_broadcaster/current_pose",
-    "/fr3_gripper/joint_states",
+    "/franka_gripper/joint_states",
 ]
 
 
