@@ -14,6 +14,7 @@ from vjepa_core.msgconv import (
     MessageError,
     fill_latent_msg,
     fill_pose_msg,
+    fill_pose_xyzq,
     gripper_closedness,
     latent_from_msg,
     pose_state_from_msg,
@@ -47,7 +48,8 @@ def test_latent_round_trip():
     (dict(data=np.full(128, np.nan, np.float32)), "non-finite"),
     (dict(data=np.r_[np.zeros(127), np.inf].astype(np.float32)), "non-finite"),
     (dict(height=2, width=8), "does not match image_size"),
-    (dict(frames=1 << 20, height=1 << 10, width=1 << 10, dim=1 << 10, image_size=0), "more than"),
+    (dict(frames=1 << 20, height=1 << 10, width=1 << 10, dim=1 << 10, image_size=0, data=np.zeros(4, np.float32)),
+     "more than"),
     (dict(data=["a"] * 128), "not a float32 array"),
     (dict(dim=-1), "negative"),
 ])
@@ -70,6 +72,8 @@ def test_pose_conversion_and_refusals():
     np.testing.assert_allclose(state, [0.4, 0.1, 0.3, 0.0, 0.0, 0.5, 0.5], atol=1e-12)
     back = fill_pose_msg(NS(position=NS(), orientation=NS()), state)
     np.testing.assert_allclose(pose_xyzq_from_msg(back), [0.4, 0.1, 0.3, *q], atol=1e-12)
+    direct = fill_pose_xyzq(NS(position=NS(), orientation=NS()), [0.4, 0.1, 0.3], q)
+    np.testing.assert_allclose(pose_xyzq_from_msg(direct), [0.4, 0.1, 0.3, *q], atol=0)
     for bad, needle in ((NS(position=NS(x=np.nan, y=0, z=0), orientation=NS(x=0, y=0, z=0, w=1)), "non-finite"),
                         (NS(position=NS(x=0, y=0, z=0), orientation=NS(x=0, y=0, z=0, w=0)), "zero"),
                         (NS(foo=1), "carries no pose")):

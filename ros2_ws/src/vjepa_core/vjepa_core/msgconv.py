@@ -25,6 +25,7 @@ __all__ = [
     "MessageError",
     "fill_latent_msg",
     "fill_pose_msg",
+    "fill_pose_xyzq",
     "gripper_closedness",
     "latent_from_msg",
     "pose_state_from_msg",
@@ -189,13 +190,19 @@ def pose_state_from_msg(msg: Any, gripper: float = 0.0) -> np.ndarray:
     return pose_from_pose_stamped(pose_xyzq_from_msg(msg), gripper)
 
 
+def fill_pose_xyzq(pose: Any, position: Any, quaternion: Any) -> Any:
+    """Write a position ``(x, y, z)`` and a quaternion ``(x, y, z, w)`` into a ``geometry_msgs/Pose`` instance;
+    returns it."""
+    pose.position.x, pose.position.y, pose.position.z = (float(v) for v in position)
+    pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = (float(v) for v in quaternion)
+    return pose
+
+
 def fill_pose_msg(pose: Any, state: np.ndarray) -> Any:
     """Write a 7-D state (xyz, Euler "xyz", gripper; the gripper is dropped) into a ``geometry_msgs/Pose``
     instance (e.g. ``PoseStamped().pose``); returns it."""
-    x, y, z, qx, qy, qz, qw = (float(v) for v in pose_to_pose_stamped(np.asarray(state, dtype=np.float64)))
-    pose.position.x, pose.position.y, pose.position.z = x, y, z
-    pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = qx, qy, qz, qw
-    return pose
+    xyzq = pose_to_pose_stamped(np.asarray(state, dtype=np.float64))
+    return fill_pose_xyzq(pose, xyzq[:3], xyzq[3:])
 
 
 # ------------------------------------------------------------------------------------------------- gripper

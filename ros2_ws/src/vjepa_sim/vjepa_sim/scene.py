@@ -31,6 +31,8 @@ import numpy as np
 import pybullet as p
 import pybullet_data
 
+from vjepa_core.franka import MAX_GRIPPER_WIDTH  # Franka hand [m]
+
 from .config import CameraConfig, SimConfig
 from .geometry import quat_angle, quat_mul, quat_normalize, quat_slerp
 from .objects import OBJECT_KINDS, ObjectSpec, held_object_position, manipulation_layout
@@ -56,7 +58,6 @@ EE_LINK = 11  # panda_grasptarget
 # Franka's "ready" pose: end effector at about (0.31, 0, 0.49) pointing straight down.
 REST_POSE = (0.0, -math.pi / 4, 0.0, -3 * math.pi / 4, 0.0, math.pi / 2, math.pi / 4)
 DOWN_QUAT = np.array([1.0, 0.0, 0.0, 0.0])  # gripper z axis along -z of the base, fingers along y
-MAX_GRIPPER_WIDTH = 0.08  # Franka hand [m]
 ARM_MAX_FORCE = (87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 12.0)  # joint torque limits [Nm]
 ARM_MAX_VELOCITY = (2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61)  # Panda joint speed limits [rad/s]
 FINGER_MOVE_FORCE = 20.0  # [N] per finger when moving (not grasping)

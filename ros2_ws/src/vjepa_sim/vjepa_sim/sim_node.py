@@ -40,6 +40,7 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import String
 
+from vjepa_core.msgconv import fill_pose_xyzq
 from vjepa_interfaces.msg import GripperCommand, TaskState
 from vjepa_interfaces.srv import RenderGoal, ResetSim
 
@@ -126,10 +127,7 @@ def _stamp(t: float) -> object:
 
 
 def _pose_msg(pos: object, quat: object) -> Pose:
-    msg = Pose()
-    msg.position.x, msg.position.y, msg.position.z = (float(v) for v in pos)
-    msg.orientation.x, msg.orientation.y, msg.orientation.z, msg.orientation.w = (float(v) for v in quat)
-    return msg
+    return fill_pose_xyzq(Pose(), pos, quat)
 
 
 def _image_msg(img: object, stamp: object, frame_id: str) -> Image:

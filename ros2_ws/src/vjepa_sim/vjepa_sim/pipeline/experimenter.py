@@ -14,6 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from vjepa_core.imgmsg import image_to_rgb
+from vjepa_core.msgconv import fill_pose_xyzq
+from vjepa_core.msgconv import stamp_to_seconds as stamp_seconds
+
 from .graph import NodeGraph
 
 __all__ = ["Experimenter", "image_array", "pose_msg", "stamp_seconds"]
@@ -27,25 +31,16 @@ LATENT_TOPIC = "/vjepa/latent"
 DOWN_QUAT = (1.0, 0.0, 0.0, 0.0)
 
 
-def stamp_seconds(stamp: Any) -> float:
-    """builtin_interfaces/Time -> seconds."""
-    return stamp.sec + stamp.nanosec * 1e-9
-
-
 def image_array(msg: Any) -> np.ndarray:
-    """An rgb8 sensor_msgs/Image as an [H, W, 3] uint8 array (row padding dropped)."""
-    arr = np.frombuffer(bytes(msg.data), dtype=np.uint8).reshape(msg.height, msg.step)[:, : msg.width * 3]
-    return arr.reshape(msg.height, msg.width, 3).copy()
+    """A sensor_msgs/Image as an [H, W, 3] RGB uint8 array (:func:`vjepa_core.imgmsg.image_to_rgb`)."""
+    return image_to_rgb(msg)
 
 
 def pose_msg(position: Any, quat: Any = DOWN_QUAT) -> Any:
     """geometry_msgs/Pose from a position and an (x, y, z, w) quaternion."""
     from geometry_msgs.msg import Pose
 
-    pose = Pose()
-    pose.position.x, pose.position.y, pose.position.z = (float(v) for v in position)
-    pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = (float(v) for v in quat)
-    return pose
+    return fill_pose_xyzq(Pose(), position, quat)
 
 
 class Experimenter:
