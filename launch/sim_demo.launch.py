@@ -8,7 +8,8 @@ Starts the closed-loop reach graph, the same as ``vjepa-run launch/sim_demo.run.
 
 The encoder and planner load the model in ``model_dir`` (default: the shipped ``models/sim_reach``) and follow
 the simulator's ``/clock`` (``use_sim_time``). ``planner:=false`` starts the simulator alone (e.g. with
-``autopilot:=explore`` for data collection). Send a goal image to ``/planner_node/set_goal``.
+``autopilot:=explore`` for data collection). Send a goal image to ``/planner_node/set_goal``. Ctrl-C gives each
+node ``sigterm_timeout`` (15 s; launch's own default is 5) to exit cleanly before launch escalates to SIGTERM.
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ def generate_launch_description():
         DeclareLaunchArgument("backend", default_value="onnxruntime", description="onnxruntime | torch"),
         DeclareLaunchArgument("planner", default_value="true",
                               description="start encoder_node and planner_node (false: the simulator alone)"),
+        DeclareLaunchArgument("sigterm_timeout", default_value="15",
+                              description="seconds each node gets to exit after Ctrl-C before SIGTERM (launch's own "
+                                          "default, 5, is too short for model nodes on a busy machine)"),
         Node(
             package="vjepa_sim",
             executable="sim_node",

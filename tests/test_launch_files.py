@@ -1,9 +1,11 @@
 """Launch files (for real ROS 2 installs) and run files (for `vjepa-run`) name executables and parameter files
-that exist. `ros2 launch` is not installed here, so the launch files are checked statically."""
+that exist, checked statically (no ROS 2 launch system needed). tests/test_ros2_launch.py runs every launch file
+with the real `ros2 launch`; the last test here keeps it that way for launch files added later."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -92,3 +94,14 @@ def test_run_file_matches_its_launch_file(path):
     if twin.is_file():
         assert {(s.package, s.executable) for s in specs} <= set(launched_nodes(twin)), (
             f"{path.name} starts nodes that {twin.name} does not")
+
+
+def test_every_launch_file_is_run_by_the_real_launch_tests():
+    """Each launch/*.launch.py is started with `ros2 launch` in tests/test_ros2_launch.py (which checks the installed
+    copy first with ``_installed_launch_file(NAME)``): a new launch file needs a test there."""
+    text = (ROOT / "tests" / "test_ros2_launch.py").read_text()
+    run = set(re.findall(r'_installed_launch_file\("([\w.]+)"\)', text))
+    run |= {name for group in re.findall(r'for name in \(([^)]*)\):\n\s+_installed_launch_file\(name\)', text)
+            for name in re.findall(r'"([\w.]+)"', group)}
+    missing = sorted(p.name for p in LAUNCH_FILES if p.name not in run)
+    assert not missing, f"launch files never run by tests/test_ros2_launch.py: {missing}"
