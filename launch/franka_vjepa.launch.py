@@ -12,7 +12,8 @@ with ``namespace:=NS`` they resolve under /NS as franka_ros2's own topics do (/N
 /NS/franka_robot_state_broadcaster/current_pose, ...). With use_fake_hardware:=true franka_ros2 does not start the
 robot state broadcaster, so the planner gets no current_pose: use it only to check the wiring.
 
-The encoder and planner parameters come from config/perception.yaml and config/planner.yaml. ``model_config``,
+The encoder and planner parameters come from config/perception.yaml and config/planner.yaml (or your copies:
+``perception_params:=``, ``planner_params:=``; the franka_ros2 wiring above is set over them). ``model_config``,
 ``backend``, ``device`` and ``image_topic`` override them only when given a non-empty value (default '': the params
 files' values, e.g. ``device: cpu``; pass ``device:=cuda`` on a GPU machine). Ctrl-C gives each node
 ``sigterm_timeout`` (15 s) to command its hold and exit before launch escalates to SIGTERM.
@@ -81,7 +82,7 @@ def _franka_bringup(context):
     return [GroupAction([franka], scoped=True), controller]
 
 
-def _vjepa_nodes(context, share):
+def _vjepa_nodes(context):
     ns = LaunchConfiguration("namespace").perform(context)
     common = {"checkpoint": LaunchConfiguration("checkpoint").perform(context),
               **given_overrides({name: LaunchConfiguration(name).perform(context) for name in OVERRIDABLE})}
@@ -90,13 +91,13 @@ def _vjepa_nodes(context, share):
         gripper = "franka_action" if is_true(LaunchConfiguration("load_gripper").perform(context)) else "none"
     encoder = Node(
         package="vjepa_perception", executable="encoder_node", name="encoder_node", namespace=ns, output="screen",
-        parameters=[os.path.join(share, "config", "perception.yaml"), dict(
+        parameters=[LaunchConfiguration("perception_params").perform(context), dict(
             common, latent_topic="vjepa/latent",  # relative: /NS/vjepa/latent, where the planner listens
             **given_overrides({"image_topic": LaunchConfiguration("image_topic").perform(context)}))],
     )
     planner = Node(
         package="vjepa_planner", executable="planner_node", name="planner_node", namespace=ns, output="screen",
-        parameters=[os.path.join(share, "config", "planner.yaml"), dict(
+        parameters=[LaunchConfiguration("planner_params").perform(context), dict(
             common, robot=LaunchConfiguration("robot").perform(context), gripper=gripper,
             # relative names resolve under the namespace, as franka_ros2's own topics do
             latent_topic="vjepa/latent", goal_latent_topic="vjepa/goal_latent", encode_service="encoder_node/encode",
@@ -127,6 +128,11 @@ def generate_launch_description():
         DeclareLaunchArgument("use_fake_hardware", default_value="false",
                               description="franka_ros2 fake hardware (no robot state broadcaster: wiring check only)"),
         DeclareLaunchArgument("checkpoint", description="checkpoint with the encoder and the AC predictor"),
+        DeclareLaunchArgument("perception_params", default_value=os.path.join(share, "config", "perception.yaml"),
+                              description="encoder_node params file (a copy of config/perception.yaml: e.g. crop)"),
+        DeclareLaunchArgument("planner_params", default_value=os.path.join(share, "config", "planner.yaml"),
+                              description="planner_node params file (a copy of config/planner.yaml: e.g. "
+                                          "ee_convention, workspace)"),
         DeclareLaunchArgument("model_config", default_value="",
                               description="encoder/predictor preset (default: the params files', vit_giant)"),
         DeclareLaunchArgument("image_topic", default_value="",
@@ -156,5 +162,4 @@ def generate_launch_description():
                               description="seconds each node gets to exit after Ctrl-C before SIGTERM (launch's own "
                                           "default, 5, is too short for model nodes on a busy machine)"),
     ]
-    return LaunchDescription(args + [OpaqueFunction(function=_franka_bringup),
-                                     OpaqueFunction(function=_vjepa_nodes, args=[share])])
+    return LaunchDescription(args + [OpaqueFunction(function=_franka_bringup), OpaqueFunction(function=_vjepa_nodes)])

@@ -664,7 +664,16 @@ def test_franka_vjepa_launch_without_bringup_starts_only_our_nodes(graph, franka
     _installed_launch_file("franka_vjepa.launch.py")
     record = tmp_path / "franka_record"
     _franka_env(graph, franka_interfaces, record)
-    run = graph.launch("vjepa2_ros", "franka_vjepa.launch.py", "bringup:=false", *_tiny_model())
+    # a lab's own params files (here: the released model's DROID conventions, fewer CEM samples)
+    planner_params, perception_params = tmp_path / "planner.yaml", tmp_path / "perception.yaml"
+    doc = yaml.safe_load((ROOT / "config" / "planner.yaml").read_text())
+    doc["planner_node"]["ros__parameters"].update(ee_convention="droid", cem_samples=64)
+    planner_params.write_text(yaml.safe_dump(doc))
+    doc = yaml.safe_load((ROOT / "config" / "perception.yaml").read_text())
+    doc["encoder_node"]["ros__parameters"].update(crop="droid")
+    perception_params.write_text(yaml.safe_dump(doc))
+    run = graph.launch("vjepa2_ros", "franka_vjepa.launch.py", "bringup:=false", *_tiny_model(),
+                       f"planner_params:={planner_params}", f"perception_params:={perception_params}")
     graph.wait_nodes({"/encoder_node", "/planner_node"},
                      ready=["[encoder_node]: encoding", "[planner_node]: planner ready"])
     children = run.note_children()
@@ -672,9 +681,12 @@ def test_franka_vjepa_launch_without_bringup_starts_only_our_nodes(graph, franka
                    for pid in children if Path(f"/proc/{pid}/cmdline").exists())
     assert names == ["encoder_node", "planner_node"], names  # no franka_bringup, no spawner
     assert not list(record.iterdir()), sorted(p.name for p in record.iterdir())
-    params, (dump,) = get_params(graph, {"/planner_node": ["device", "robot"]}, dump_command("/planner_node"))
-    assert params["/planner_node"] == {"device": (str, "cpu"), "robot": (str, "franka_impedance")}
-    # config/planner.yaml as written, but for the franka_ros2 wiring this launch file sets (relative names)
+    params, (dump,) = get_params(graph, {"/planner_node": ["device", "robot", "ee_convention"],
+                                         "/encoder_node": ["crop"]}, dump_command("/planner_node"))
+    assert params["/planner_node"] == {"device": (str, "cpu"), "robot": (str, "franka_impedance"),
+                                       "ee_convention": (str, "droid")}
+    assert params["/encoder_node"] == {"crop": (str, "droid")}
+    # the given params file as written, but for the franka_ros2 wiring this launch file sets (relative names)
     wiring = {"gripper": "franka_action", "latent_topic": "vjepa/latent", "goal_latent_topic": "vjepa/goal_latent",
               "encode_service": "encoder_node/encode", "ee_pose_topic": "franka_robot_state_broadcaster/current_pose",
               "gripper_state_topic": "franka_gripper/joint_states",
@@ -683,7 +695,7 @@ def test_franka_vjepa_launch_without_bringup_starts_only_our_nodes(graph, franka
               "error_recovery_action": "action_server/error_recovery"}
     planner = dumped(dump)
     assert {name: planner[name] for name in wiring} == wiring
-    assert_params_file_arrived(planner, "planner.yaml", "planner_node",
+    assert_params_file_arrived(planner, planner_params, "planner_node",
                                ("checkpoint", "model_config", "robot", *wiring))
     graph.stop_all()
 
