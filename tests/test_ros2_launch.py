@@ -427,7 +427,8 @@ def _installed_launch_file(name: str) -> None:
 # ---- sim_demo.launch.py: the whole graph, README commands as a user types them (with the ros2 daemon) -----------
 def test_sim_demo_launch_runs_the_closed_loop_and_the_readme_commands(graph):
     _installed_launch_file("sim_demo.launch.py")
-    run = graph.launch("vjepa2_ros", "sim_demo.launch.py")
+    # half real time: the same graph for half the CPU (2 shared cores); a launch argument typed float below
+    run = graph.launch("vjepa2_ros", "sim_demo.launch.py", "real_time_factor:=0.5")
     # the daemon a user's first `ros2` command starts: started once here, stopped at the end, never left running
     graph.cli("daemon", "start")
     graph.wait_nodes({"/sim_node", "/encoder_node", "/planner_node"},
@@ -449,7 +450,7 @@ def test_sim_demo_launch_runs_the_closed_loop_and_the_readme_commands(graph):
     assert planner["use_sim_time"] == (bool, True)        # the launch file's inline override
     assert planner["checkpoint"][0] is str and planner["checkpoint"][1].endswith("models/sim_reach/vjepa2_sim.pt")
     assert planner["workspace_min"][0] == "Double array"
-    assert params["/sim_node"] == {"real_time_factor": (float, 1.0)}  # a launch argument, typed float
+    assert params["/sim_node"] == {"real_time_factor": (float, 0.5)}  # a launch argument, typed float
     model = ("checkpoint", "model_config", "onnx_dir")  # the launch file points them at model_dir
     assert_params_file_arrived(dumped(planner_dump), "sim_pipeline/planner.yaml", "planner_node", model)
     assert_params_file_arrived(dumped(encoder_dump), "sim_pipeline/encoder.yaml", "encoder_node", model)
