@@ -252,6 +252,11 @@ def draw_strip(records: list[dict[str, Any]], frames: dict[int, tuple[np.ndarray
     canvas.save(path)
 
 
+def _repo_relative(path: str) -> str:
+    p = Path(path).resolve()
+    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
+
+
 def markdown(rows: list[dict[str, Any]], live: dict[str, Any]) -> str:
     lines = ["| configuration | clips | latency p50 (ms) | latency p99 (ms) | inference p50 (ms) "
              "| inference p99 (ms) |", "|---|---|---|---|---|---|"]
@@ -295,7 +300,8 @@ def main() -> int:
                     "python": platform.python_version(), "torch": torch.__version__, "gpu": None},
         "ros": {"domain_id": DOMAIN_ID, "rmw": os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp"),
                 "node": "separate process", "node_threads": args.threads},
-        "command": "python bench/bench_action.py" + (f" --picture {args.picture}" if args.picture else ""),
+        "command": "python bench/bench_action.py" + (f" --picture {_repo_relative(args.picture)}"
+                                                     if args.picture else ""),
         "notes": ("latency = label receipt - publish time of the clip's last frame; inference = the node's "
                   "ActionLabels.inference_time (preprocessing + encoder + probe). The camera, DDS, the PyBullet "
                   "render and the node share the machine's CPU cores."),

@@ -118,3 +118,34 @@ def test_label_subset_and_time_reversed_training_copies(tmp_path):
             assert np.array_equal(rev["frames"], fwd["frames"][::-1]) and str(rev["label"]) == label
             assert MIRROR[str(fwd["label"])] == label
     assert main([*args, "--labels", "move +q"]) == 2
+
+
+def test_shipped_probe_labels_fresh_primitives(sim_config):
+    """models/sim_probe on the frozen models/sim_reach encoder labels primitives of scenes no split used (the model
+    card's held-out accuracy is 75%; 14 fresh videos must give well over 4x chance, 1/7)."""
+    import torch
+
+    from vjepa_core.checkpoint import load_official
+    from vjepa_core.preprocessing import preprocess_clip
+    from vjepa_core.probes import classify, load_probe
+
+    root = load_settings().root
+    names = list(json.loads((root / "models/sim_probe/labels.json").read_text()).values())
+    probe = load_probe(root / "models/sim_probe/probe.pt", None)
+    config = json.loads((root / "models/sim_reach/config.json").read_text())
+    encoder, _ = load_official(root / "models/sim_reach/vjepa2_sim.pt", config["encoder"],
+                               encoder_key="target_encoder")
+    right = total = 0
+    with FrankaSim(sim_config) as sim:
+        runner = PrimitiveRunner(sim, ProbeDataConfig())
+        for seed in (9500, 9501):
+            sim.reset(seed=seed)
+            rng = np.random.default_rng(seed)
+            for label in [x for x in runner.episode_order(rng) if x in names]:
+                frames, _ = runner.record(runner.prepare(label, rng))
+                clip = preprocess_clip(frames[[0, 4, 8, 12]], 96, "center")[None]
+                with torch.no_grad():
+                    pred = names[int(classify(encoder, probe, clip)[0].argmax())]
+                right += pred == label
+                total += 1
+    assert total == 14 and right >= 8, f"{right}/{total}"
