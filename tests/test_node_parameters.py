@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from vjepa_perception.action_node import PARAMETERS as ACTION
 from vjepa_perception.encoder_node import PARAMETERS as ENCODER
 from vjepa_planner.planner_node import PARAMETERS as PLANNER
 
@@ -15,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize(("config", "node", "declared"),
-                         [("perception.yaml", "encoder_node", ENCODER), ("planner.yaml", "planner_node", PLANNER)])
+                         [("perception.yaml", "encoder_node", ENCODER), ("planner.yaml", "planner_node", PLANNER),
+                          ("action.yaml", "action_node", ACTION)])
 def test_config_file_matches_declared_parameters(config, node, declared):
     params = yaml.safe_load((ROOT / "config" / config).read_text())[node]["ros__parameters"]
     assert set(params) <= set(declared), f"unknown keys in {config}: {sorted(set(params) - set(declared))}"

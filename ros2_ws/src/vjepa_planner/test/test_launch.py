@@ -9,16 +9,24 @@ from pathlib import Path
 
 import pytest
 import yaml
-from launch import LaunchContext
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
-from launch_ros.actions import Node
-from launch_ros.utilities import evaluate_parameters
 
 ROOT = Path(__file__).resolve().parents[4]
 
 
+@pytest.fixture(autouse=True)
+def _launch_system(ros2_cli: str) -> str:
+    """The real launch system (installed by ../shared/ros2-tools/install.sh): skipped without it, with a message
+    saying how to get it, and a failure under CI=true (see conftest.py)."""
+    return ros2_cli
+
+
 def launched_parameters(launch_file: str, node_name: str, **arguments: str) -> dict:
     """The parameters ``node_name`` would run with: its params files and overrides, layered in order."""
+    from launch import LaunchContext
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction
+    from launch_ros.actions import Node
+    from launch_ros.utilities import evaluate_parameters
+
     spec = importlib.util.spec_from_file_location(Path(launch_file).stem.replace(".", "_"), ROOT / launch_file)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

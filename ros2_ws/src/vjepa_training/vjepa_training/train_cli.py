@@ -3,6 +3,7 @@
     vjepa-train pretrain  --config config/train/pretrain_tiny.yaml [--out RUN] [--max-steps N] [--set k=v ...]
     vjepa-train posttrain --config config/train/posttrain_tiny.yaml [--out RUN] [--max-steps N] [--set k=v ...]
     vjepa-train plot RUN [--out DIR]
+    vjepa-train probe --checkpoint ENC.pt --train TRAIN --val VAL [--test TEST] --out RUN ...
 
 Several processes / machines: ``torchrun --nproc_per_node=N -m vjepa_training.train_cli pretrain ...``
 (see docs/training.md). A run directory with a ``latest.pt`` is resumed automatically (``--no-resume`` to
@@ -42,7 +43,7 @@ def _train_parser(sub: argparse._SubParsersAction, name: str, help_text: str) ->
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (subcommands pretrain, posttrain, plot)."""
+    """The argument parser (subcommands pretrain, posttrain, plot, probe)."""
     parser = argparse.ArgumentParser(prog="vjepa-train", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -52,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run directory")
     p.add_argument("--out", help="output folder (default RUN/plots)")
     p.add_argument("--debug", action="store_true", help="show the traceback of any error (also VJEPA_DEBUG=1)")
+    from .probe_cli import add_arguments as add_probe_arguments
+
+    add_probe_arguments(sub)  # attentive probes on a frozen encoder (video understanding)
     return parser
 
 
@@ -100,6 +104,10 @@ def _status(exc: BaseException) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``vjepa-train`` console script; every failure ends with one ``error:`` line."""
     args = build_parser().parse_args(argv)
+    if args.command == "probe":
+        from .probe_cli import run as run_probe
+
+        return run_probe(args)
     fn = _plot if args.command == "plot" else _train
     return run_guarded(f"vjepa-train {args.command}", lambda: fn(args), debug=args.debug, status=_status)
 

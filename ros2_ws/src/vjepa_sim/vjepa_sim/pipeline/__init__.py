@@ -21,6 +21,7 @@ STAGES = (
     ("eval", "eval", "closed-loop reach episodes through sim_node + encoder_node + planner_node"),
     ("demo", "eval", "one reach episode with the shipped model, printing every planning step"),
     ("action-error", "action_error", "action inference on held-out transitions (plan t -> t+1 vs true action)"),
+    ("probe-data", "probe_data", "labelled motion-primitive videos for vjepa-train probe (no ROS)"),
 )
 
 
