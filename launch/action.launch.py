@@ -61,5 +61,8 @@ def generate_launch_description():
                               description="frames per second taken into the clip (default: action.yaml, 0 = all)"),
         DeclareLaunchArgument("device", default_value="",
                               description="cpu | cuda | cuda:N (default: action.yaml, cpu)"),
+        DeclareLaunchArgument("sigterm_timeout", default_value="15",
+                              description="seconds each node gets to exit after Ctrl-C before SIGTERM (launch's own "
+                                          "default, 5, is too short for model nodes on a busy machine)"),
     ]
     return LaunchDescription(args + [OpaqueFunction(function=_action_node, args=[config])])

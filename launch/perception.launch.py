@@ -47,5 +47,8 @@ def generate_launch_description():
                               description="cpu | cuda | cuda:N (default: perception.yaml, cpu)"),
         DeclareLaunchArgument("onnx_dir", default_value="",
                               description="export directory for onnxruntime/tensorrt (default: perception.yaml)"),
+        DeclareLaunchArgument("sigterm_timeout", default_value="15",
+                              description="seconds each node gets to exit after Ctrl-C before SIGTERM (launch's own "
+                                          "default, 5, is too short for model nodes on a busy machine)"),
     ]
     return LaunchDescription(args + [OpaqueFunction(function=_encoder_node, args=[config])])

@@ -50,5 +50,8 @@ def generate_launch_description():
         DeclareLaunchArgument("gripper", default_value="",
                               description="gripper adapter: franka_action | control_msgs | sim_topic | none "
                                           "(default: planner.yaml)"),
+        DeclareLaunchArgument("sigterm_timeout", default_value="15",
+                              description="seconds each node gets to exit after Ctrl-C before SIGTERM (launch's own "
+                                          "default, 5, is too short for model nodes on a busy machine)"),
     ]
     return LaunchDescription(args + [OpaqueFunction(function=_planner_node, args=[config])])

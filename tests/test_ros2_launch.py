@@ -770,7 +770,7 @@ def test_action_launch_labels_camera_frames(graph, tmp_path):
     graph.stop_all()
 
 
-@pytest.mark.parametrize("name", ["franka_vjepa.launch.py", "sim_demo.launch.py", "record.launch.py"])
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "launch").glob("*.launch.py")))
 def test_launch_files_give_their_nodes_time_to_exit_cleanly(ros2_cli, name):
     """Launch sends SIGTERM ``sigterm_timeout`` s after Ctrl-C (default 5): less than a model node needs to command its
     hold and tear its interpreter down on a busy machine (seen here: SIGTERM, exit -15). These files raise it to 15 s,
@@ -785,7 +785,7 @@ def test_launch_files_give_their_nodes_time_to_exit_cleanly(ros2_cli, name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     context = LaunchContext()
-    context.launch_configurations.update({"checkpoint": "/m.pt"})
+    context.launch_configurations.update({"checkpoint": "/m.pt", "probe": "/p.pt"})
     for entity in module.generate_launch_description().entities:
         if isinstance(entity, DeclareLaunchArgument):
             entity.execute(context)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import array
 import json
 import math
+import signal
 import threading
 import time
 
@@ -548,6 +549,10 @@ def main(args: list | None = None) -> None:
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
     finally:
+        # a second Ctrl-C (a terminal signals the whole group and `ros2 launch` forwards it too) must not interrupt
+        # the teardown (PyBullet disconnect) with a traceback: the first one already asked to stop
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
