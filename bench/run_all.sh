@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run every benchmark, then regenerate bench/README.md from bench/results/*.json.
 # Usage (what `make bench` runs): source scripts/env.sh && bash bench/run_all.sh [name ...]
-#   names: sim data planning perception planner_node landscape reach (default: all, in that order)
+#   names: sim data planning training perception planner_node landscape reach (default: all, in that order)
+# GPU numbers: bash bench/gpu_check.sh on a CUDA machine (installs what it needs; not part of this CPU run).
 # Each benchmark keeps its default runtime modest (about 0.5-2 minutes on 2 CPU cores). A failing benchmark is
 # reported and the others still run; the exit status is non-zero if any failed. The README is rebuilt from
 # whatever results exist (older JSON files are kept for benchmarks that failed or were not selected).
@@ -31,17 +32,18 @@ run() {  # name, command...
 
 FAILED=()
 SELECTED=("$@")
-[ ${#SELECTED[@]} -eq 0 ] && SELECTED=(sim data planning perception planner_node landscape reach)
+[ ${#SELECTED[@]} -eq 0 ] && SELECTED=(sim data planning training perception planner_node landscape reach)
 for name in "${SELECTED[@]}"; do
   case "$name" in
     sim)          run sim "$PY" bench/bench_sim.py ;;
     data)         run data "$PY" bench/bench_data.py ;;
     planning)     run planning "$PY" bench/bench_planning.py ;;
+    training)     run training "$PY" bench/bench_training.py ;;
     perception)   run perception "$PY" bench/bench_perception.py ;;
     planner_node) run planner_node "$PY" bench/bench_planner_node.py ;;
     landscape)    run landscape vjepa-bench landscape --config tiny --threads 1 --json bench/results/landscape.json ;;
     reach)        run reach "$PY" bench/bench_reach.py ;;
-    *) echo "run_all.sh: unknown benchmark '$name' (sim data planning perception planner_node landscape reach)" >&2
+    *) echo "run_all.sh: unknown benchmark '$name' (sim data planning training perception planner_node landscape reach)" >&2
        FAILED+=("$name") ;;
   esac
 done
