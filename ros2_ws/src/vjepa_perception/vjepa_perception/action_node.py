@@ -31,7 +31,6 @@ import csv
 import hashlib
 import json
 import re
-import signal
 import sys
 import threading
 import time
@@ -39,19 +38,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rclpy
 import torch
 import yaml
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image
 
 from vjepa_core.imgmsg import SUPPORTED_ENCODINGS, ImageConversionError, msg_to_rgb
 from vjepa_core.preprocessing import CROP_POLICIES, preprocess_clip
 from vjepa_interfaces.msg import ActionLabels
-from vjepa_perception.encoder_node import DrainingExecutor
+from vjepa_perception.encoder_node import run_node
 
 __all__ = ["ActionNode", "PARAMETERS", "LabelsError", "main", "read_labels"]
 
@@ -455,36 +452,9 @@ class ActionNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    """Entry point of `ros2 run vjepa_perception action_node`; exit status 1 when the node cannot start.
-
-    SIGINT and SIGTERM end the spin loop; the node (worker first) is destroyed before the context shuts down.
-    rclpy's own signal handlers are not installed: they shut the context down first.
-    """
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    try:
-        node = ActionNode()
-    except Exception as exc:  # a clear refusal to start: bad parameters, missing or mismatched model files
-        rclpy.logging.get_logger("action_node").fatal(f"cannot start: {exc}")
-        rclpy.try_shutdown()
-        return 1
-    stop = threading.Event()
-
-    def request_stop(signum: int, frame: Any) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    executor = DrainingExecutor(num_threads=2)
-    executor.add_node(node)
-    try:
-        while not stop.is_set() and rclpy.ok():
-            executor.spin_once(timeout_sec=0.1)
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return 0
+    """Entry point of `ros2 run vjepa_perception action_node`; exit status 1 when the node cannot start (see
+    :func:`vjepa_perception.encoder_node.run_node`)."""
+    return run_node(ActionNode, "action_node", args)
 
 
 if __name__ == "__main__":

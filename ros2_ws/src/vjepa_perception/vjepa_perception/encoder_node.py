@@ -20,6 +20,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -41,7 +42,7 @@ from vjepa_interfaces.msg import Latent
 from vjepa_interfaces.srv import EncodeImage
 from vjepa_perception.frame_encoder import EncodedFrame, FrameEncoder
 
-__all__ = ["DrainingExecutor", "EncoderNode", "PARAMETERS", "frame_health", "main"]
+__all__ = ["DrainingExecutor", "EncoderNode", "PARAMETERS", "frame_health", "main", "run_node"]
 
 # name -> (default, description). Defaults mirror config/perception.yaml.
 PARAMETERS: dict[str, tuple[Any, str]] = {
@@ -344,8 +345,9 @@ class DrainingExecutor(MultiThreadedExecutor):
         return super().shutdown(timeout_sec, wait_for_threads=wait_for_threads)
 
 
-def main(args: list[str] | None = None) -> int:
-    """Entry point of `ros2 run vjepa_perception encoder_node`; exit status 1 when the node cannot start.
+def run_node(factory: Callable[[], Node], name: str, args: list[str] | None = None, threads: int = 2) -> int:
+    """Spin the node ``factory()`` builds until SIGINT/SIGTERM; exit status 1 (one FATAL line, no traceback) when it
+    cannot start. Used by every perception node's ``main``.
 
     SIGINT and SIGTERM end the spin loop; the node (worker first) is destroyed before the context shuts down, so
     nothing is published on a dead context. rclpy's own signal handlers are not installed: they shut the context
@@ -353,10 +355,10 @@ def main(args: list[str] | None = None) -> int:
     """
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     try:
-        node = EncoderNode()
-    except Exception as exc:  # a clear refusal to start: bad parameters, missing or mismatched checkpoint
+        node = factory()
+    except Exception as exc:  # a clear refusal to start: bad parameters, missing or mismatched model files
         reason = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())  # one log line
-        rclpy.logging.get_logger("encoder_node").fatal(f"cannot start: {reason}")
+        rclpy.logging.get_logger(name).fatal(f"cannot start: {reason}")
         rclpy.try_shutdown()
         return 1
     stop = threading.Event()
@@ -365,7 +367,7 @@ def main(args: list[str] | None = None) -> int:
         stop.set()
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    executor = DrainingExecutor(num_threads=2)
+    executor = DrainingExecutor(num_threads=threads)
     executor.add_node(node)
     try:
         while not stop.is_set() and rclpy.ok():
@@ -377,6 +379,11 @@ def main(args: list[str] | None = None) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of `ros2 run vjepa_perception encoder_node`; exit status 1 when the node cannot start."""
+    return run_node(EncoderNode, "encoder_node", args)
 
 
 if __name__ == "__main__":
