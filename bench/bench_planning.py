@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -39,6 +40,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "planning.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()[0]
     record = run_planner_bench("tiny", samples=800, iterations=10, topk=10, horizon=2, backend="torch",
                                repeats=args.repeats, compare_reference=True, compile=args.compile,
                                device="cpu", ablation=True, compare_backends=("onnxruntime",))
@@ -50,6 +52,8 @@ def main() -> int:
         ("onnxruntime, KV-cached step graphs", "onnxruntime"),
         ("onnxruntime without KV cache (recompute)", "onnxruntime_no_kv_cache"),
     ]
+    # other jobs on the machine slow multi-threaded plans unevenly: say how loaded it was (1-min load average)
+    record["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     ref_ms = record["ms_per_plan_median_reference"]
     print(f"\nCPU planning, tiny predictor, 800 samples x 10 iterations, top-10, horizon 2 "
           f"({record['device_name']}, torch {record['torch']}), medians of {args.repeats}\n")

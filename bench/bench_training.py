@@ -62,6 +62,7 @@ def main() -> int:
 
     from vjepa_training.train.synthetic import write_shard_dataset
 
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="vjepa_bench_train_") as tmp:
         work = Path(tmp)
         shards = write_shard_dataset(work / "shards", n_episodes=8, n_frames=24, size=64)
@@ -77,6 +78,7 @@ def main() -> int:
                        "tests the multi-process path.",
               "machine": {"cpus": os.cpu_count(), "cpu": platform.processor() or platform.machine(),
                           "python": platform.python_version(), "torch": torch.__version__},
+              "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
               "date": datetime.date.today().isoformat(), "command": "python bench/bench_training.py"}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))

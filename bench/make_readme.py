@@ -73,6 +73,16 @@ def _footer(command: str, machine: str, date: str) -> str:
     return f"\n\nReproduce: `{command}` · machine: {machine} · date: {date}\n"
 
 
+def _load_note(doc: dict[str, Any]) -> list[str]:
+    """The machine's 1-minute load average at the start and end of the run, when recorded."""
+    la = doc.get("load_average")
+    if not la:
+        return []
+    return ["", f"Load average (1 min) at the start / end of the run: {la[0]:.1f} / {la[1]:.1f} on "
+                f"{(doc.get('machine') or {}).get('cpus', 2)} cores: other jobs shared the machine, so the times "
+                "vary from run to run (multi-threaded torch most)."]
+
+
 # ---- sections --------------------------------------------------------------------------------------------------
 def sec_sim(doc: dict[str, Any], date: str) -> str:
     lines = ["Headless PyBullet simulator: simulated seconds per wall-clock second with the camera rendering "
@@ -132,6 +142,7 @@ def sec_planning(doc: dict[str, Any], date: str) -> str:
     if c.get("repeats"):
         lines += ["", f"Medians of {c['repeats']} plans per variant, interleaved in one run "
                       f"({c.get('torch_threads', '?')} torch thread(s); onnxruntime with as many intra-op threads)."]
+    lines += _load_note(c)
     gpu = doc.get("gpu") or {}
     if not gpu:
         lines += ["", "GPU: see the GPU check section (`bash bench/gpu_check.sh`)."]
@@ -162,6 +173,7 @@ def sec_training(doc: dict[str, Any], date: str) -> str:
         lines.append(f"| {label} | {r['clips_per_s']:.0f} | {r['peak_rss_mb']:.0f} MB |")
     if doc.get("notes"):
         lines += ["", f"Note: {doc['notes']}"]
+    lines += _load_note(doc)
     return "\n".join(lines) + _footer(doc.get("command", "python bench/bench_training.py"), _machine(doc), date)
 
 

@@ -28,10 +28,11 @@ def tiny(fixtures_dir):
 
 @pytest.fixture(scope="module")
 def export_dir(tiny, tmp_path_factory):
-    """Predictor graphs for 2 frames + step graphs 0 and 1, weights forced into external files (like ViT-g)."""
+    """Predictor graphs for 1 and 2 frames (the recompute) + step graphs 0 and 1, weights forced into external
+    files (like ViT-g)."""
     _, pred, cfg = tiny
     out = tmp_path_factory.mktemp("gpu_onnx")
-    export_onnx(out, None, pred, predictor_frames=(2,), step_frames=2, config=cfg, external_data=True)
+    export_onnx(out, None, pred, predictor_frames=(1, 2), config=cfg, external_data=True)
     return out
 
 
@@ -81,7 +82,7 @@ def test_tensorrt_engines_from_external_weights_cached_by_content(tiny, export_d
 
     _, pred, _ = tiny
     index = build_trt_engines(export_dir, precision="fp32", max_batch=64)
-    assert set(index) == {"predictor:2", "predictor_step:0", "predictor_step:1"}
+    assert set(index) == {"predictor:1", "predictor:2", "predictor_step:0", "predictor_step:1"}
     _, built = build_trt_engine(export_dir / "predictor_step_f0.onnx", "fp32", max_batch=64)
     assert not built  # same graph + weights, GPU, version: the cached engine is reused
     backend = make_backend("tensorrt", export_dir=export_dir)
