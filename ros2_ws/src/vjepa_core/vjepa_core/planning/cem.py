@@ -13,7 +13,7 @@ The planner knows nothing about models, devices or ROS (design rule 3). It is gi
 
 Algorithm (paper §3.2 / Fig. 7; reference ``notebooks/utils/mpc_utils.py:cem``): a diagonal Gaussian per
 action coordinate and horizon step; each iteration samples ``samples`` trajectories, clips them to the
-action bounds, scores them with one batched ``unroll`` (split into ``chunk_size`` pieces to bound memory),
+action bounds, scores them with one batched ``unroll`` (which bounds its own memory, e.g. the world model's chunking),
 keeps the ``topk`` lowest energies and moves mean/std to the elite statistics (optionally with momentum,
 separately for the gripper as in the reference). The plan is the final mean (rotation fixed to zero unless
 sampled, small gripper values rounded to 0) and its energy (one more batch-1 ``unroll``: the final mean is
@@ -88,7 +88,6 @@ class CEMConfig:
         energy: ``"l1"`` (paper) or ``"l2"``; used when no objective is injected.
         normalize: compare layer-normed predicted and goal tokens. With :meth:`CEMPlanner.for_world_model`
             the energy normalises only when the world model does not already (tokens are normed once).
-        chunk_size: at most this many samples per ``unroll`` call (``None``: all at once).
         warm_start: start each plan from the previous plan shifted by one step (``reset()`` forgets it).
         seed: seed of the planner's own ``torch.Generator`` (``None``: nondeterministic).
     """
@@ -114,7 +113,6 @@ class CEMConfig:
     min_std: float = 0.0
     energy: str = "l1"
     normalize: bool = True
-    chunk_size: int | None = None
     warm_start: bool = False
     seed: int | None = None
 
@@ -146,8 +144,6 @@ class CEMConfig:
                 raise ValueError(f"CEMConfig.{name} must be in [0, 1), got {v}")
         if self.energy not in ("l1", "l2"):
             raise ValueError(f"CEMConfig.energy must be 'l1' or 'l2', got {self.energy!r}")
-        if self.chunk_size is not None and self.chunk_size < 1:
-            raise ValueError(f"CEMConfig.chunk_size must be >= 1 or None, got {self.chunk_size}")
         if self.close_gripper is not None and self.close_gripper < 0:
             raise ValueError("CEMConfig.close_gripper must be >= 0 or None")
 
@@ -321,15 +317,11 @@ class CEMPlanner:
         self, ctx_tokens: torch.Tensor, ctx_states: torch.Tensor, goal: torch.Tensor, actions: torch.Tensor
     ) -> torch.Tensor:
         S = actions.shape[0]
-        step = self.config.chunk_size or S
-        energies = []
-        for i in range(0, S, step):
-            pred = self.unroll(ctx_tokens, ctx_states, actions[i : i + step])
-            e = self.objective(pred, goal)
-            if e.shape != (min(step, S - i),):
-                raise ValueError(f"objective must return one energy per sample, got shape {tuple(e.shape)}")
-            energies.append(e.float())
-        return torch.cat(energies)
+        # one call for every sample: the unroll (e.g. WorldModel.unroll) bounds its own memory by chunking
+        e = self.objective(self.unroll(ctx_tokens, ctx_states, actions), goal)
+        if e.shape != (S,):
+            raise ValueError(f"objective must return one energy per sample, got shape {tuple(e.shape)}")
+        return e.float()
 
     # ----------------------------------------------------------------------------------------------------
     @torch.no_grad()
