@@ -41,11 +41,16 @@ class InferenceBackend:
         supports_kv_cache: whether :meth:`predict_step` is implemented (for exported backends it depends on
             the export: per instance, true when the export has the step graphs / engines).
         supports_clips: whether :meth:`encode_clip` is implemented.
+        cpu_memory_budget_mb: the activation budget per predictor call on the CPU that
+            :class:`~vjepa_core.inference.world_model.WorldModel` chunks samples to by default (torch: 8 MB, a
+            cache-resident working set; onnxruntime: larger, because its per-call and per-operator thread-pool
+            overhead dominates small calls).
     """
 
     name = "base"
     supports_kv_cache = False
     supports_clips = False
+    cpu_memory_budget_mb = 8.0
 
     def __init__(self, device: torch.device | str, tokens_per_frame: int, embed_dim: int) -> None:
         self.device = torch.device(device)

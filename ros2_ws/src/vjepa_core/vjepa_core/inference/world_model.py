@@ -45,8 +45,9 @@ class WorldModel:
             ``normalize_reps=True``; the AC predictor was trained on normalised latents).
         use_kv_cache: roll out with the exact frame-level KV cache (``None``: when the backend supports it).
         chunk_size: samples per predictor call; ``None`` derives it from ``memory_budget_mb``.
-        memory_budget_mb: activation budget per chunk (``None``: 8 MB on CPU, cache-friendly; a quarter of
-            the free GPU memory on CUDA).
+        memory_budget_mb: activation budget per chunk (``None``: on CPU the backend's ``cpu_memory_budget_mb``,
+            8 MB for torch (cache-friendly), 256 MB for onnxruntime (fewer, larger calls); a quarter of the free GPU
+            memory on CUDA).
         predictor_dims: ``(depth, predictor_embed_dim, num_heads, mlp_hidden, cond_tokens)`` for the memory
             estimate (read from a torch predictor when available).
     """
@@ -118,7 +119,7 @@ class WorldModel:
                 free, _ = torch.cuda.mem_get_info(dev)
                 budget = free / 4 / 2**20
             else:
-                budget = 8.0
+                budget = float(getattr(self.backend, "cpu_memory_budget_mb", 8.0))
         step_tokens = n if self.use_kv_cache else n * total_frames
         keys = n * total_frames
         per_sample = 4 * (step_tokens * (hidden + 4 * pd) + heads * step_tokens * keys)  # activations, fp32
