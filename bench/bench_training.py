@@ -74,8 +74,8 @@ def main() -> int:
     result = {"benchmark": "training", "config": str(CONFIG.relative_to(ROOT)),
               "model": "encoder 48 wide x 2 blocks, predictor 32 x 1, 4 frames at 64 px, 32 tokens",
               "first_step": FIRST_STEP, "steps": args.steps, "global_batch": GLOBAL_BATCH, "rows": rows,
-              "notes": "At this size per-step overhead dominates, so two CPU processes do not beat one; DDP on CPU "
-                       "tests the multi-process path.",
+              "notes": "At this size per-step overhead dominates (the model is tiny), so more processes or threads "
+                       "gain little; DDP on CPU tests the multi-process path.",
               "machine": {"cpus": os.cpu_count(), "cpu": platform.processor() or platform.machine(),
                           "python": platform.python_version(), "torch": torch.__version__},
               "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
