@@ -36,7 +36,7 @@ START=$(date +%s)
 if [ "$DRY" = 1 ]; then BUDGET="${BUDGET:-300}"; else BUDGET="${BUDGET:-470}"; fi
 DEADLINE=$((START + BUDGET))
 say() { printf '[gpu_check %3ds] %s\n' "$(( $(date +%s) - START ))" "$*"; }
-left() { echo $((DEADLINE - $(date +%s))); }
+left() { local l=$((DEADLINE - $(date +%s))); [ "$l" -lt 1 ] && l=1; echo "$l"; }  # timeout 0 would mean none
 
 if [ "$DRY" = 1 ]; then
   OUT="${OUT:-$(mktemp -d /tmp/vjepa_gpu_dryrun.XXXXXX)/gpu.json}"
