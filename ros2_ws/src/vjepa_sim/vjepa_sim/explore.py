@@ -32,6 +32,16 @@ __all__ = ["ExploreAction", "ExploreConfig", "ExplorationPolicy", "Episode", "Pl
            "make_explorer", "run_episode"]
 
 
+
+def _check_motion(cfg: object) -> None:
+    """The step-size and rate checks every exploration config shares (``ValueError`` on an impossible setting)."""
+    if not 0.1 <= cfg.control_rate_hz <= 100.0:
+        raise ValueError(f"control_rate_hz must be in [0.1, 100], got {cfg.control_rate_hz}")
+    if not 0.0 < cfg.max_delta <= 0.2:
+        raise ValueError(f"max_delta must be in (0, 0.2] m, got {cfg.max_delta}")
+    if not 0.0 <= cfg.max_yaw_delta <= 1.0:
+        raise ValueError(f"max_yaw_delta must be in [0, 1] rad, got {cfg.max_yaw_delta}")
+
 @dataclass(frozen=True)
 class ExploreConfig:
     """Knobs of the exploration policy (defaults give ~5 cm moves at 5 Hz, like slow teleoperation)."""
@@ -51,12 +61,7 @@ class ExploreConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` on an impossible setting."""
-        if not 0.1 <= self.control_rate_hz <= 100.0:
-            raise ValueError(f"control_rate_hz must be in [0.1, 100], got {self.control_rate_hz}")
-        if not 0.0 < self.max_delta <= 0.2:
-            raise ValueError(f"max_delta must be in (0, 0.2] m, got {self.max_delta}")
-        if not 0.0 <= self.max_yaw_delta <= 1.0:
-            raise ValueError(f"max_yaw_delta must be in [0, 1] rad, got {self.max_yaw_delta}")
+        _check_motion(self)
         lo, hi = self.workspace_min, self.workspace_max
         if len(lo) != 3 or len(hi) != 3 or any(not a < b for a, b in zip(lo, hi)):
             raise ValueError(f"workspace_min < workspace_max needed (3 values each), got {lo}, {hi}")
@@ -159,12 +164,7 @@ class PlayConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` on an impossible setting."""
-        if not 0.1 <= self.control_rate_hz <= 100.0:
-            raise ValueError(f"control_rate_hz must be in [0.1, 100], got {self.control_rate_hz}")
-        if not 0.0 < self.max_delta <= 0.2:
-            raise ValueError(f"max_delta must be in (0, 0.2] m, got {self.max_delta}")
-        if not 0.0 <= self.max_yaw_delta <= 1.0:
-            raise ValueError(f"max_yaw_delta must be in [0, 1] rad, got {self.max_yaw_delta}")
+        _check_motion(self)
         for lo, hi, n in ((self.workspace_min, self.workspace_max, 3), (self.place_min_xy, self.place_max_xy, 2)):
             if len(lo) != n or len(hi) != n or any(not a < b for a, b in zip(lo, hi)):
                 raise ValueError(f"min < max needed ({n} values each), got {lo}, {hi}")
