@@ -442,7 +442,7 @@ def test_sim_demo_launch_runs_the_closed_loop_and_the_readme_commands(graph):
         graph, {"/planner_node": ["cem_samples", "use_sim_time", "checkpoint", "workspace_min"],
                 "/sim_node": ["real_time_factor"]},
         dump_command("/planner_node"), dump_command("/encoder_node"),
-        ("param", "describe", "/planner_node", "cem_samples"),
+        ("param", "describe", "--timeout", "30", "/planner_node", "cem_samples"),
         ("topic", "echo", "--once", "--no-arr", "--timeout", "60", "/vjepa/latent", "vjepa_interfaces/msg/Latent"))
     planner = params["/planner_node"]
     assert planner["cem_samples"] == from_params_file("sim_pipeline/planner.yaml", "planner_node", "cem_samples")[
@@ -493,7 +493,7 @@ def test_perception_and_planner_launch_files_work_together(graph, franka_interfa
     params, (encoder_dump, planner_dump, described) = get_params(
         graph, {"/encoder_node": ["device"], "/planner_node": ["device", "cem_samples"]},
         dump_command("/encoder_node"), dump_command("/planner_node"),
-        ("param", "describe", "--no-daemon", "/planner_node", "cem_samples"))
+        ("param", "describe", "--no-daemon", "--timeout", "30", "/planner_node", "cem_samples"))
     # config/perception.yaml and config/planner.yaml as written, device included: no launch default replaces one
     # (issue 14: device:=cuda killed the nodes on a CPU machine)
     assert params["/encoder_node"]["device"] == params["/planner_node"]["device"] == (str, "cpu")
