@@ -150,9 +150,10 @@ def test_eval_random_grasp_spends_its_budget(manip_yaml, tmp_path, ros_domain_id
     assert all(t["phase"] == "random" and t["energy"] is None for t in ep["trace"])
 
 
-def test_eval_planner_sends_one_goal_per_subgoal_and_stops_at_each_budget(manip_yaml, tmp_path, ros_domain_id):
-    """The planner path with the shipped (reach) model: three set_goal calls, one planning step each (budget
-    capped to 1), the planner stopped after each; the strip shows the energy per step."""
+def test_eval_planner_sends_the_subgoals_as_one_reach_goals_action(manip_yaml, tmp_path, ros_domain_id):
+    """The planner path with the shipped (reach) model: one /planner_node/reach_goals goal holding the three
+    sub-goal images, each with a budget of one step (capped); the planner moves on by itself after each, the
+    feedback gives one planning step per sub-goal with the gripper planned; the strip shows the energy per step."""
     out = tmp_path / "pl.json"
     assert main(["eval", "--pipeline", str(manip_yaml), "--task", "pick_place", "--model", str(SHIPPED),
                  "--episodes", "1", "--seed", "103", "--max-steps-per-goal", "1", "--json", str(out), "--quiet"]) == 0
@@ -162,8 +163,10 @@ def test_eval_planner_sends_one_goal_per_subgoal_and_stops_at_each_budget(manip_
     assert [t["goal"] for t in ep["trace"]] == [0, 1, 2]
     assert all(np.isfinite(t["energy"]) and t["planning_time"] > 0 for t in ep["trace"])
     assert ep["planning_time_p50_s"] > 0 and res["planning_time_p99_s"] >= res["planning_time_p50_s"]
-    for g in ep["goals"]:  # each sub-goal ended by its budget (stopped) or by the planner's energy threshold
-        assert "stopped" in g["ended"] or "planner ended" in g["ended"]
+    assert res["settings"]["cem_sample_gripper"] is True  # manip.yaml layers planner_manip.yaml on planner.yaml
+    ended = [g["ended"] for g in ep["goals"]]
+    assert ended[0].startswith("planner moved on after 1 steps") and ended[1].startswith("planner moved on"), ended
+    assert ended[2].startswith("budget spent after 1 steps"), ended  # the last goal: its budget, not its threshold
 
 
 def test_collect_with_the_manipulation_config_records_play(tmp_path, ros_domain_id):

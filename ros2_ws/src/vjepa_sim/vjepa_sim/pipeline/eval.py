@@ -100,8 +100,7 @@ def graph_nodes(settings: Settings, model_dir: Path | None, backend: str, real_t
         nodes.append({"package": "vjepa_perception", "executable": "encoder_node", "name": "encoder_node",
                       "parameters": [str(settings.path(e["encoder_params"])), model]})
         nodes.append({"package": "vjepa_planner", "executable": "planner_node", "name": "planner_node",
-                      "parameters": [str(settings.path(e["planner_params"])),
-                                     {**model, "max_steps": int(e["max_steps"])}]})
+                      "parameters": [*settings.planner_params(), {**model, "max_steps": int(e["max_steps"])}]})
     return nodes
 
 

@@ -49,12 +49,14 @@ class Experimenter:
     def __init__(self, graph: NodeGraph) -> None:
         import rclpy
         from geometry_msgs.msg import PoseStamped
+        from rclpy.action import ActionClient
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from rosgraph_msgs.msg import Clock
         from sensor_msgs.msg import Image
         from std_srvs.srv import Trigger
 
+        from vjepa_interfaces.action import ReachGoals
         from vjepa_interfaces.msg import GripperCommand, Latent, PlanStatus, TaskState
         from vjepa_interfaces.srv import RenderGoal, ResetSim, SetGoal
 
@@ -83,8 +85,10 @@ class Experimenter:
         self.render_cli = n.create_client(RenderGoal, "/sim_node/render_goal")
         self.goal_cli = n.create_client(SetGoal, "/planner_node/set_goal")
         self.stop_cli = n.create_client(Trigger, "/planner_node/stop")
+        self.reach_goals_cli = ActionClient(n, ReachGoals, "/planner_node/reach_goals")
         self.types = {"ResetSim": ResetSim, "RenderGoal": RenderGoal, "SetGoal": SetGoal, "PoseStamped": PoseStamped,
-                      "GripperCommand": GripperCommand, "Trigger": Trigger, "PlanStatus": PlanStatus}
+                      "GripperCommand": GripperCommand, "Trigger": Trigger, "PlanStatus": PlanStatus,
+                      "ReachGoals": ReachGoals}
         self.executor = SingleThreadedExecutor()  # one thread: callbacks never race the shutdown
         self.executor.add_node(n)
         self._spinning = True
@@ -148,6 +152,22 @@ class Experimenter:
         self.wait(future.done, timeout, f"the answer of {what}")
         return future.result()
 
+    def send_action_goal(self, client: Any, goal: Any, what: str, on_feedback: Any = None,
+                         timeout: float = 60.0) -> Any:
+        """Send an action goal, waiting for the server to appear and accept it; the goal handle (``RuntimeError``
+        when the server rejects it: the reason is on the server's log and status)."""
+        deadline = time.monotonic() + timeout
+        while not client.wait_for_server(timeout_sec=0.5):
+            self.graph.check()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"action {what} not available after {timeout:.0f} s\n{self.graph.tail()}")
+        future = client.send_goal_async(goal, feedback_callback=on_feedback)
+        self.wait(future.done, timeout, f"{what} to accept the goal")
+        handle = future.result()
+        if not handle.accepted:
+            raise RuntimeError(f"{what} rejected the goal\n{self.graph.tail()}")
+        return handle
+
     def task_state_after(self, t: float, timeout: float = 30.0) -> Any:
         """The first task state stamped at or after sim time ``t`` (waits for it)."""
         def fresh() -> bool:
@@ -196,5 +216,6 @@ class Experimenter:
         self._spinning = False
         self._spin.join(timeout=10.0)  # the running callback, if any, finishes first
         self.executor.shutdown(timeout_sec=10.0)
+        self.reach_goals_cli.destroy()
         self.node.destroy_node()
         rclpy.try_shutdown()

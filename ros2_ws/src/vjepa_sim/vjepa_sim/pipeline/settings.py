@@ -117,13 +117,23 @@ class Settings:
         """One stage's settings (``collect``, ``build``, ``pretrain``, ``posttrain``, ``export``, ``eval``)."""
         return self.data[name]
 
+    def planner_params(self) -> list:
+        """planner_node params files of the evaluation (absolute paths; ``eval.planner_params`` is one file or a
+        list, later ones override earlier ones, e.g. the manipulation overlay on the reach settings)."""
+        files = self.section("eval")["planner_params"]
+        return [str(self.path(f)) for f in ([files] if isinstance(files, str) else files)]
+
     def planner_param(self, name: str, default: Any) -> Any:
-        """A value from the evaluation's planner params file (``eval.planner_params``), e.g. ``cem_maxnorm``
+        """A value from the evaluation's planner params files (the last one that sets it), e.g. ``cem_maxnorm``
         (the random baseline and the offline action-error use the planner's own settings)."""
         import yaml
 
-        doc = yaml.safe_load(self.path(self.section("eval")["planner_params"]).read_text()) or {}
-        return ((doc.get("planner_node") or {}).get("ros__parameters") or {}).get(name, default)
+        value = default
+        for f in self.planner_params():
+            doc = yaml.safe_load(Path(f).read_text()) or {}
+            params = (doc.get("planner_node") or {}).get("ros__parameters") or {}
+            value = params.get(name, value)
+        return value
 
 
 def load_settings(path: str | None = None, workdir: str | None = None) -> Settings:

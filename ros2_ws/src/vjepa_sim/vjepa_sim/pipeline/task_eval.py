@@ -10,9 +10,9 @@ The graph is the reach evaluation's (:mod:`.eval`): ``sim_node``, and for ``--po
 3. runs the sub-goals in order, each for at most its step budget (a step: one end-effector move of at most
    ``cem_maxnorm`` per axis and/or one gripper command, then the arm settles):
 
-   - ``planner``: :func:`run_planner_subgoals` sends each sub-goal image to ``/planner_node/set_goal`` and
-     follows ``/planner_node/status``; the planner ends a sub-goal itself (energy threshold, failure) or the
-     evaluation stops it (``~/stop``, a hold) when its budget is spent, then sends the next one;
+   - ``planner``: :func:`run_planner_subgoals` sends all sub-goal images with their budgets as one
+     ``/planner_node/reach_goals`` action goal and follows its feedback; the planner moves to the next sub-goal
+     at its energy threshold or when the budget is spent;
    - ``scripted`` / ``random``: the reference policies (:mod:`vjepa_sim.scripted`) read the simulator's task
      state (``/vjepa_sim/task_state``: true object pose, end effector, gripper) and publish end-effector targets
      and gripper commands straight to ``sim_node``;
@@ -93,69 +93,81 @@ def _settle(ex: Experimenter, target: np.ndarray | None, t_cmd: float) -> Any:
         prev = cur
 
 
+def _outcome_names() -> dict:
+    """ReachGoals.Result.OUTCOME_* values -> readable names (from the message's constants, never bare numbers)."""
+    from vjepa_interfaces.action import ReachGoals
+
+    return {getattr(ReachGoals.Result, c): c[len("OUTCOME_"):].lower().replace("_", " ")
+            for c in dir(ReachGoals.Result) if c.startswith("OUTCOME_")}
+
+
 def run_planner_subgoals(ex: Experimenter, goal_images: list, budgets: list, names: list, label: str,
                          verbose: bool, on_switch: Any) -> tuple:
-    """Drive the planner through the sub-goals, one ``~/set_goal`` per sub-goal (the planner has no goal
-    sequences yet; this function is the one place to switch to its goal-sequence action when it has one).
+    """Drive the planner through the sub-goals with one ``/planner_node/reach_goals`` action goal
+    (``vjepa_interfaces/action/ReachGoals``): the images with their step budgets, the node's energy threshold.
 
-    Sub-goal ``k`` ends when the planner ends its episode (energy threshold reached, failure) or after
-    ``budgets[k]`` planning steps: the evaluation waits for the last step's move to settle and stops the planner
-    (``~/stop``: it holds the arm), then sends the next image. ``on_switch(k, why)`` is called at each end.
-    Returns (trace: one entry per planning step, messages: why each sub-goal ended).
+    The planner itself moves from sub-goal ``k`` to ``k + 1`` when ``k``'s energy threshold is reached or its
+    budget is spent, as in the paper. Every planning step arrives as feedback (a ``PlanStatus`` with the sub-goal
+    index); ``on_switch(k, why)`` is called when the feedback moves past sub-goal ``k`` and, for the rest, when the
+    result arrives. Returns (trace: one entry per planning step, messages: why each sub-goal ended).
     """
-    states = plan_states()
     T = ex.types
+    states = plan_states()
+    outcome = _outcome_names()
     trace: list = []
     messages: list = []
-    for k, (image, budget, name) in enumerate(zip(goal_images, budgets, names)):
+    feedback: list = []
+
+    def on_feedback(msg: Any) -> None:  # the executor thread
         with ex.lock:
-            ex.status.clear()
-        req = T["SetGoal"].Request()
-        req.image, req.task, req.start = image, f"{label} sub-goal {k + 1}/{len(budgets)} ({name})", True
-        res = ex.call(ex.goal_cli, req, "/planner_node/set_goal")
-        if not res.success:
-            raise RuntimeError(f"{label}: set_goal refused for sub-goal {k + 1}: {res.message}")
-        episode_id = res.episode
-        steps, seen, ended, stopping = 0, 0, "", False
-        deadline = time.monotonic() + 60.0 * max(1, budget) + 60.0
-        while not ended:
-            ex.graph.check()
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{label}: the planner did not finish sub-goal {k + 1}\n{ex.graph.tail()}")
-            with ex.lock:
-                new = ex.status[seen:]
-                seen = len(ex.status)
-            for m in new:
-                if m.episode != episode_id:
-                    continue
-                if m.state == states["executing"] and math.isfinite(m.energy) and not stopping:
-                    steps += 1
-                    with ex.lock:
-                        ts = ex.task_state  # the simulator's state when the action went out
-                    obj = ts.object_poses[ts.task_object].position
-                    trace.append({"goal": k, "step": steps, "energy": float(m.energy),
-                                  "goal_energy": float(m.goal_energy), "action": [float(v) for v in m.action],
-                                  "ee": [round(float(v), 4) for v in m.ee_state[:3]],
-                                  "object": [round(float(v), 4) for v in (obj.x, obj.y, obj.z)],
-                                  "held": bool(ts.held), "distance": float(ts.distance),
-                                  "planning_time": float(m.planning_time)})
-                    if verbose:
-                        act = " ".join(f"{v * 100:+5.1f}" for v in m.action[:3])
-                        print(f"  sub-goal {k + 1} step {steps:2d}: energy {m.energy:.4f} (current frame "
-                              f"{m.goal_energy:.4f}) action [{act}] cm, gripper {m.action[6]:+.2f}, "
-                              f"plan {m.planning_time:.2f} s", flush=True)
-                    if steps >= budget:  # budget spent: let this step's move finish, then stop (hold)
-                        stopping = True
-                        _settle(ex, None, ex.now())
-                        stop = ex.call(ex.stop_cli, T["Trigger"].Request(), "/planner_node/stop")
-                        if not stop.success:
-                            ended = f"budget of {budget} steps spent; stop refused: {stop.message}"
-                elif m.state in states["terminal"] and not ended:
-                    ended = (f"budget of {budget} steps spent (stopped)" if stopping
-                             else f"planner ended after {steps} steps: {m.message}")
-            time.sleep(0.02)
-        messages.append(ended)
-        on_switch(k, ended)
+            feedback.append((msg.feedback.status, ex.task_state))  # the simulator's state when the step went out
+
+    goal = T["ReachGoals"].Goal()
+    goal.images = list(goal_images)
+    goal.max_steps = [int(b) for b in budgets]
+    goal.task = f"{label}: {', '.join(names)}"
+    handle = ex.send_action_goal(ex.reach_goals_cli, goal, "/planner_node/reach_goals", on_feedback)
+    result_future = handle.get_result_async()
+    deadline = time.monotonic() + 60.0 * max(1, sum(budgets)) + 60.0
+    seen, current, steps = 0, 0, 0
+    while True:
+        done = result_future.done()  # read before the feedback: every feedback of a finished goal is then in
+        ex.graph.check()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{label}: the planner did not finish its sub-goals\n{ex.graph.tail()}")
+        with ex.lock:
+            new = feedback[seen:]
+            seen = len(feedback)
+        for m, ts in new:
+            k = int(m.goal_index)
+            while current < k:  # the planner moved on
+                messages.append(f"planner moved on after {steps} steps")
+                on_switch(current, messages[-1])
+                current, steps = current + 1, 0
+            if m.state == states["executing"] and math.isfinite(m.energy):
+                steps += 1
+                obj = ts.object_poses[ts.task_object].position
+                trace.append({"goal": k, "step": steps, "energy": float(m.energy),
+                              "goal_energy": float(m.goal_energy), "action": [float(v) for v in m.action],
+                              "ee": [round(float(v), 4) for v in m.ee_state[:3]],
+                              "object": [round(float(v), 4) for v in (obj.x, obj.y, obj.z)],
+                              "held": bool(ts.held), "distance": float(ts.distance),
+                              "planning_time": float(m.planning_time)})
+                if verbose:
+                    act = " ".join(f"{v * 100:+5.1f}" for v in m.action[:3])
+                    print(f"  sub-goal {k + 1} step {steps:2d}: energy {m.energy:.4f} (current frame "
+                          f"{m.goal_energy:.4f}) action [{act}] cm, gripper {m.action[6]:+.2f}, "
+                          f"plan {m.planning_time:.2f} s", flush=True)
+        if done:
+            break
+        time.sleep(0.02)
+    res = result_future.result().result
+    _settle(ex, None, ex.now())  # the last step's move finishes before the final state is read
+    for k in range(current, len(budgets)):
+        why = outcome.get(res.outcomes[k], str(res.outcomes[k])) if k < len(res.outcomes) else "no outcome"
+        messages.append(f"{why} after {res.steps[k] if k < len(res.steps) else 0} steps"
+                        + (f" ({res.message})" if k == len(budgets) - 1 and res.message else ""))
+        on_switch(k, messages[-1])
     return trace, messages
 
 
