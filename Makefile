@@ -12,7 +12,7 @@ help:  ## list targets
 setup:  ## venv + pinned deps (+ ROS 2 Kilted wheels when no ROS is sourced) + colcon build
 	@bash scripts/setup.sh
 
-demo: setup  ## a closed-loop reach episode in the simulator with the shipped model
+demo: setup  ## a closed-loop episode in the simulator with a shipped model (DEMO_TASK=reach|grasp|reach_object|pick_place)
 	@$(ENV) bash scripts/demo.sh
 
 test: setup  ## the whole test suite (lint, packages, nodes over Fast DDS, models, sim, training)

@@ -286,6 +286,20 @@ def sec_reach(doc: dict[str, Any], date: str) -> str:
     return "\n".join(lines) + _footer("python bench/bench_reach.py", doc.get("machine", "2 CPU cores, no GPU"), date)
 
 
+def sec_manip(doc: dict[str, Any], date: str) -> str:
+    sys.path.insert(0, str(HERE))
+    from bench_manip import format_row
+
+    lines = [f"Closed-loop manipulation in the simulator with `{doc['model']}`: the planner toward image sub-goals "
+             "through planner_node's ReachGoals action, beside the scripted (upper bound) and random (lower bound) "
+             "policies on the same scenes; success measured on the simulator's state (issue-15 targets over 3 x 20 "
+             "episodes: grasp >= 65%, reach_object >= 75%, pick_place >= 65%).", "",
+             "| task | policy | success | per seed | cup | box | plan time p50 / p99 |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [format_row(r) for r in doc["rows"]]
+    return "\n".join(lines) + _footer("python bench/bench_manip.py", doc.get("machine", "2 CPU cores, no GPU"), date)
+
+
 SECTIONS: list[tuple[str, str, str, Callable[[dict[str, Any], str], str]]] = [
     ("Simulator", "sim.json", "python bench/bench_sim.py", sec_sim),
     ("Dataset pipeline", "data.json", "python bench/bench_data.py", sec_data),
@@ -295,6 +309,7 @@ SECTIONS: list[tuple[str, str, str, Callable[[dict[str, Any], str], str]]] = [
     ("Planner node (issue 6)", "planner_node.json", "python bench/bench_planner_node.py", sec_planner_node),
     ("Energy landscape tool (issue 4)", "landscape.json", "vjepa-bench landscape --config tiny", sec_landscape),
     ("Simulated reaching: action inference (issue 10)", "sim_reach.json", "python bench/bench_reach.py", sec_reach),
+    ("Simulated manipulation (issue 15)", "manipulation.json", "python bench/bench_manip.py", sec_manip),
     ("GPU check (issue 18)", "gpu.json", "bash bench/gpu_check.sh", sec_gpu),
 ]
 

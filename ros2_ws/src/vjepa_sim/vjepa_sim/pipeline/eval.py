@@ -316,7 +316,10 @@ def run_eval(args: argparse.Namespace) -> int:
 def add_arguments_demo(parser: argparse.ArgumentParser) -> None:
     """CLI of ``vjepa-sim demo``."""
     add_common_arguments(parser)
-    parser.add_argument("--model", default="models/sim_reach", help="model directory (default models/sim_reach)")
+    parser.add_argument("--model", default=None,
+                        help="model directory (default models/sim_reach; models/sim_manip for a manipulation task)")
+    parser.add_argument("--task", choices=TASK_NAMES, default="reach",
+                        help="reach (default) or a manipulation task: grasp, reach_object, pick_place (sub-goals)")
     parser.add_argument("--seed", type=int, default=0, help="episode seed (default 0)")
     parser.add_argument("--episodes", type=int, default=1)
     parser.add_argument("--out", default="runs/demo", help="output directory for the JSON, report and pictures")
@@ -324,20 +327,24 @@ def add_arguments_demo(parser: argparse.ArgumentParser) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """Entry point of ``vjepa-sim demo``: one verbose reach episode with the shipped model."""
+    """Entry point of ``vjepa-sim demo``: verbose episodes of a task with a shipped model."""
     s = load_settings(args.pipeline, args.workdir)
-    model = Path(args.model)
+    model = Path(args.model or ("models/sim_reach" if args.task == "reach" else "models/sim_manip"))
     if not model.is_absolute():
         model = s.path(model) if not model.exists() else model.resolve()
     out = Path(args.out).resolve()
-    print(f"demo: reach episode(s) with {model} (sim_node + encoder_node + planner_node over Fast DDS)", flush=True)
+    print(f"demo: {args.task} episode(s) with {model} (sim_node + encoder_node + planner_node over Fast DDS)",
+          flush=True)
     summary = evaluate(s, model, args.episodes, args.seed, "planner", out / "demo.json", args.backend, True,
-                       "vjepa-sim " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+                       "vjepa-sim " + " ".join(shlex.quote(a) for a in sys.argv[1:]), args.task)
     for rec in summary["per_episode"]:
         verdict = "SUCCESS" if rec["success"] else "FAILURE"
-        print(f"result: {verdict}: the end effector ended {rec['final_distance'] * 100:.1f} cm from the target "
-              f"(started {rec['initial_distance'] * 100:.1f} cm away; success = within "
-              f"{s.section('eval')['success_radius'] * 100:.0f} cm) after {rec['steps']} planning steps")
+        if args.task == "reach":
+            print(f"result: {verdict}: the end effector ended {rec['final_distance'] * 100:.1f} cm from the target "
+                  f"(started {rec['initial_distance'] * 100:.1f} cm away; success = within "
+                  f"{s.section('eval')['success_radius'] * 100:.0f} cm) after {rec['steps']} planning steps")
+        else:
+            print(f"result: {verdict}: {rec['detail']} ({rec['kind']}; steps per sub-goal {rec['steps_per_goal']})")
         print(f"pictures: {out / rec['figure']}")
     print(f"report: {out / 'demo.md'}, JSON: {out / 'demo.json'}")
     return 0
