@@ -1,8 +1,12 @@
-"""``vjepa-train probe``: train an attentive probe (video classification) on a frozen V-JEPA 2 encoder.
+"""``vjepa-train probe``: train an attentive probe (video classification or action anticipation) on a frozen
+V-JEPA 2 encoder.
 
     vjepa-train probe --checkpoint ENC.pt [--model-config CFG] --train TRAIN --val VAL [--test TEST] --out RUN \\
         [--frames-per-clip 16 --frame-step 4 --segments 2 --views 3] [--epochs 20 --batch-size 16] \\
         [--lrs ...] [--wds ...] [--linear-baseline] [--seed 0]
+    vjepa-train probe --task anticipation --checkpoint ENC.pt --predictor-config vit_large \\
+        --train TRAIN --val VAL --out RUN --frames-per-clip 32 --frame-step 1 --frames-per-second 8 \\
+        --anticipation-time 1.0
 
 ``TRAIN`` / ``VAL`` / ``TEST`` (each repeatable) are a CSV of ``path label`` lines (the reference's format: video
 files PyAV decodes, ``.npy`` / ``.npz`` arrays ``[T, H, W, 3]`` uint8, or folders of images; labels are class ids
@@ -11,6 +15,11 @@ by ``--clip-labels CSV`` of ``episode_id start label`` lines). The encoder's tok
 (``RUN/features`` or ``--cache``), then one probe per (lr, weight decay) of the grid trains on them in one pass
 and the best by validation top-1 is written to ``RUN/probe.pt`` (released probe format); ``--test`` is only
 evaluated. See docs/probes.md ("Training a probe").
+
+``--task anticipation`` trains EK100-style anticipation probes: CSV lines ``path verb noun action`` (or clip labels
+``episode_id start verb noun action``), features = the encoder's tokens of the clip ending at the video's last
+frame plus the pretraining predictor's tokens ``--anticipation-time`` seconds later, loss = the sum of the verb,
+noun and action cross-entropies, and the head kept by validation action mean-class recall@5.
 
 Exit status: 0 done, 2 bad input (one ``vjepa-train probe: error: ...`` line), 1 an internal error.
 
@@ -29,11 +38,12 @@ from .cli_errors import run_guarded
 
 __all__ = ["add_arguments", "build_parser", "config_from_args", "main", "run"]
 
-HELP = "train an attentive probe (video classification) on a frozen encoder, several lr/wd heads at once"
+HELP = ("train an attentive probe (video classification or action anticipation) on a frozen encoder, several "
+        "lr/wd heads at once")
 
 
 def _fill(p: argparse.ArgumentParser) -> None:
-    from .train.probe import DEFAULT_LRS, DEFAULT_WDS, ProbeTrainConfig
+    from .train.probe import DEFAULT_LRS, DEFAULT_WDS, TASKS, ProbeTrainConfig
 
     d = ProbeTrainConfig(checkpoint="", train=[], val=[], out="")
     g = p.add_argument_group("encoder")
@@ -54,6 +64,8 @@ def _fill(p: argparse.ArgumentParser) -> None:
     g.add_argument("--window-stride", type=int, help="dataset sources labelled by task: frames between windows "
                                                      "(default: the window length, no overlap)")
     g.add_argument("--num-classes", type=int, help="integer labels: number of classes (default: largest id + 1)")
+    g.add_argument("--task", default=d.task, choices=TASKS,
+                   help="classification ('path label' lines) or anticipation ('path verb noun action' lines)")
     g = p.add_argument_group("clips (the reference's evaluation sampling)")
     g.add_argument("--frames-per-clip", type=int, default=d.frames_per_clip)
     g.add_argument("--frame-step", type=int, default=d.frame_step, help="take every Nth frame of the video")
@@ -67,6 +79,24 @@ def _fill(p: argparse.ArgumentParser) -> None:
                         "largest centred square; resize = stretch")
     g.add_argument("--out-layers", type=int, nargs="+", help="encoder blocks whose tokens feed the probe "
                                                              "(multi-level features, as the Diving-48 probes)")
+    g = p.add_argument_group("anticipation (--task anticipation; the reference's EK100 protocol)")
+    g.add_argument("--anticipation-time", type=float, default=d.anticipation_time,
+                   help="seconds between the end of the observed clip (the video's last frame) and the action")
+    g.add_argument("--frames-per-second", type=float, default=d.frames_per_second,
+                   help="frame rate of the sampled clip (the video's fps / --frame-step): turns the anticipation "
+                        "time into predictor positions")
+    g.add_argument("--num-output-frames", type=int, default=d.num_output_frames,
+                   help="frames the predictor fills in (reference: 2, one tubelet)")
+    g.add_argument("--num-steps", type=int, default=d.num_steps, help="predictor steps (reference: 1)")
+    g.add_argument("--predictor-config", default=d.predictor_config,
+                   help="pretraining predictor: an encoder preset (vit_large, ...: the EK100 predictor) or a "
+                        "JSON/YAML file with a 'pretrain_predictor' mapping; empty: --model-config's "
+                        "'pretrain_predictor', else the config our pretraining checkpoints embed")
+    g.add_argument("--predictor-checkpoint", default=d.predictor_checkpoint,
+                   help="checkpoint with the 'predictor' section (default: --checkpoint)")
+    for head in ("verb", "noun", "action"):
+        g.add_argument(f"--{head}-classes", type=int, help=f"integer {head} ids: number of {head} classes "
+                                                          "(default: largest id + 1)")
     g = p.add_argument_group("probe and optimisation (reference recipe)")
     g.add_argument("--num-heads", type=int, default=d.num_heads, help="attention heads of the probe")
     g.add_argument("--depth", type=int, default=d.depth, help="probe blocks (num_probe_blocks)")
@@ -111,17 +141,29 @@ def config_from_args(args: argparse.Namespace) -> Any:
         epochs=args.epochs, batch_size=args.batch_size, lrs=tuple(args.lrs), wds=tuple(args.wds),
         warmup_epochs=args.warmup_epochs, linear_baseline=args.linear_baseline, seed=args.seed,
         device=args.device, threads=args.threads, cache=args.cache, encode_batch=args.encode_batch,
-        tensorboard=not args.no_tensorboard, progress=not args.no_progress)
+        tensorboard=not args.no_tensorboard, progress=not args.no_progress, task=args.task,
+        anticipation_time=args.anticipation_time, frames_per_second=args.frames_per_second,
+        num_output_frames=args.num_output_frames, num_steps=args.num_steps, predictor_config=args.predictor_config,
+        predictor_checkpoint=args.predictor_checkpoint, verb_classes=args.verb_classes,
+        noun_classes=args.noun_classes, action_classes=args.action_classes)
 
 
 def _summary(results: dict[str, Any]) -> dict[str, Any]:
     """The headline numbers printed at the end (the full report is RUN/results.json)."""
     out: dict[str, Any] = {"probe": results["probe"], "chance": results["chance"]}
+    anticipation = results.get("task") == "anticipation"
     for kind in ("attentive", "linear"):
         if kind in results:
             r = results[kind]
-            out[kind] = {"head": f"lr {r['lr']:g} wd {r['weight_decay']:g}",
-                         **{f"{s}_top1": round(r[s]["top1"], 4) for s in ("val", "test") if s in r}}
+            out[kind] = {"head": f"lr {r['lr']:g} wd {r['weight_decay']:g}"}
+            for s in ("val", "test"):
+                if s not in r:
+                    continue
+                if anticipation:  # mean-class recall@5 (EK100's metric) and top-1 per head
+                    out[kind].update({f"{s}_{h}_{m}": round(r[s][f"{h}_{m}"], 4)
+                                      for h in ("action", "verb", "noun") for m in ("recall5", "top1")})
+                else:
+                    out[kind][f"{s}_top1"] = round(r[s]["top1"], 4)
     out["seconds"] = results["seconds"]
     return out
 
