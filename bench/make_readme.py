@@ -300,6 +300,29 @@ def sec_manip(doc: dict[str, Any], date: str) -> str:
     return "\n".join(lines) + _footer("python bench/bench_manip.py", doc.get("machine", "2 CPU cores, no GPU"), date)
 
 
+def sec_action(doc: dict[str, Any], date: str) -> str:
+    r = doc.get("ros") or {}
+    lines = ["Latency per clip of `action_node` (sliding clip -> encoder -> attentive probe -> top-k labels) on the "
+             f"CPU, the node in its own process ({r.get('rmw', 'rmw_fastrtps_cpp')}, domain "
+             f"{r.get('domain_id', '?')}, {r.get('node_threads', 1)} torch thread(s)), this process the camera.", "",
+             "| configuration | clips | latency p50 / p90 / p99 (ms) | inference p50 / p99 (ms) |",
+             "|---|---|---|---|"]
+    for row in doc["rows"]:
+        lat, inf = row["latency_ms"], row["inference_ms"]
+        lines.append(f"| {row['config']} | {row['clips']} | {_fmt(lat['p50'])} / {_fmt(lat.get('p90'))} / "
+                     f"{_fmt(lat['p99'])} | {_fmt(inf['p50'])} / {_fmt(inf['p99'])} |")
+    live = doc.get("live_episode")
+    if live:
+        lines += ["", f"Live sim episode (scene seed {live['seed']}, {live['primitives']} motion primitives, "
+                      "`models/sim_probe` on `models/sim_reach`): top-1 "
+                      f"**{100 * live['top1']:.0f}%** ({live['correct']}/{live['scored']} clips inside a primitive); "
+                      f"{live['transitions']} clips spanning a primitive boundary or the preparation are not scored."]
+    if doc.get("notes"):
+        lines += ["", f"Note: {doc['notes']}"]
+    lines += _load_note(doc)
+    return "\n".join(lines) + _footer(doc.get("command", "python bench/bench_action.py"), _machine(doc), date)
+
+
 SECTIONS: list[tuple[str, str, str, Callable[[dict[str, Any], str], str]]] = [
     ("Simulator", "sim.json", "python bench/bench_sim.py", sec_sim),
     ("Dataset pipeline", "data.json", "python bench/bench_data.py", sec_data),
@@ -311,6 +334,7 @@ SECTIONS: list[tuple[str, str, str, Callable[[dict[str, Any], str], str]]] = [
     ("Simulated reaching: action inference (issue 10)", "sim_reach.json", "python bench/bench_reach.py", sec_reach),
     ("Simulated manipulation (issue 15)", "manipulation.json", "python bench/bench_manip.py", sec_manip),
     ("GPU check (issue 18)", "gpu.json", "bash bench/gpu_check.sh", sec_gpu),
+    ("Video understanding: action_node (issue 17)", "action.json", "python bench/bench_action.py", sec_action),
 ]
 
 
