@@ -263,7 +263,7 @@ def test_cancel_mid_plan_answers_at_once_and_holds_at_the_newest_pose(ros_domain
         time.sleep(0.3)
         g.arm.push([0.02, -0.01, 0.0, 0, 0, 0, 0])
         pushed = g.arm.state.copy()
-        time.sleep(0.3)
+        graph.wait_for_planner_pose(g.planner, pushed[:3])
         assert not g.arm.targets, "the plan finished too early for this test"
         t0 = time.monotonic()
         future = handle.cancel_goal_async()
