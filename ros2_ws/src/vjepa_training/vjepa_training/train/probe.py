@@ -51,12 +51,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from vjepa_core.probes import ProbeConfig
 
 __all__ = [
     "CACHE_VERSION",
@@ -1096,6 +1099,32 @@ def _check_anticipation_settings(cfg: ProbeTrainConfig) -> None:
         raise ProbeDataError("--num-output-frames and --num-steps must be >= 1")
 
 
+def _train_head_grid(cfg: ProbeTrainConfig, out: Path, feats: dict[str, FeatureSet], probe_cfg: ProbeConfig,
+                     num_classes: int, device: torch.device, metric: str, **train_kw: Any
+                     ) -> tuple[list[HeadSpec], list[nn.Module], list[dict[str, Any]], float]:
+    """Train the recipe's grid of heads (learning rates x weight decays) in one pass over the cached features,
+    logging ``metric`` on validation per epoch (CSV, TensorBoard, progress bar). Returns (specs, heads, history,
+    training seconds); both probe tasks share it, only their metric, loss and scorer differ (``train_kw``)."""
+    from vjepa_core.probes import build_probe
+
+    from .metrics import MetricsLogger
+
+    specs = head_grid(cfg.lrs, cfg.wds, cfg.warmup_epochs)
+    ipe = math.ceil(len(feats["train"]) / cfg.batch_size)
+    columns = ["epoch", "probe_train_loss_best_head", f"probe_val_{metric}_best", f"probe_val_{metric}_mean",
+               f"probe_val_{metric}_min", "probe_best_head"]
+    metrics = MetricsLogger(out, columns, enabled=True, total_steps=cfg.epochs * ipe, tensorboard=cfg.tensorboard,
+                            progress_bar=cfg.progress)
+    t0 = time.perf_counter()
+    try:
+        heads, history = train_heads(feats["train"], feats["val"], lambda: build_probe(probe_cfg, init=True), specs,
+                                     cfg.epochs, cfg.batch_size, cfg.seed, num_classes, device=device,
+                                     logger=metrics, name="probe", **train_kw)
+    finally:
+        metrics.close()
+    return specs, heads, history, time.perf_counter() - t0
+
+
 def run_probe_training(cfg: ProbeTrainConfig) -> dict[str, Any]:
     """Cache features, train the heads, keep the best by validation top-1 (anticipation: action mean-class
     recall@5), evaluate, write the outputs.
@@ -1103,9 +1132,8 @@ def run_probe_training(cfg: ProbeTrainConfig) -> dict[str, Any]:
     Returns the results dict also written to ``OUT/results.json``. Raises :class:`ProbeDataError` (a
     ``ValueError``) or a checkpoint error for bad input, before the output directory is created.
     """
-    from vjepa_core.probes import ProbeConfig, build_probe, save_probe
+    from vjepa_core.probes import ProbeConfig, save_probe
 
-    from .metrics import MetricsLogger
 
     t_start = time.perf_counter()
     if cfg.epochs < 1 or cfg.batch_size < 1 or not cfg.lrs or not cfg.wds:
@@ -1149,20 +1177,7 @@ def run_probe_training(cfg: ProbeTrainConfig) -> dict[str, Any]:
     t_encode = time.perf_counter() - t0
     del encoder
 
-    specs = head_grid(cfg.lrs, cfg.wds, cfg.warmup_epochs)
-    ipe = math.ceil(len(feats["train"]) / cfg.batch_size)
-    columns = ["epoch", "probe_train_loss_best_head", "probe_val_top1_best", "probe_val_top1_mean",
-               "probe_val_top1_min", "probe_best_head"]
-    metrics = MetricsLogger(out, columns, enabled=True, total_steps=cfg.epochs * ipe, tensorboard=cfg.tensorboard,
-                            progress_bar=cfg.progress)
-    t0 = time.perf_counter()
-    try:
-        heads, history = train_heads(feats["train"], feats["val"], lambda: build_probe(probe_cfg, init=True), specs,
-                                     cfg.epochs, cfg.batch_size, cfg.seed, num_classes, device=device,
-                                     logger=metrics, name="probe")
-    finally:
-        metrics.close()
-    t_train = time.perf_counter() - t0
+    specs, heads, history, t_train = _train_head_grid(cfg, out, feats, probe_cfg, num_classes, device, "top1")
     attentive = _select_and_report(heads, history, specs, feats, num_classes, device)
     best = heads[attentive["best_head"]].cpu()
     best.cfg = probe_cfg
@@ -1273,9 +1288,8 @@ def _run_anticipation(cfg: ProbeTrainConfig, t_start: float) -> dict[str, Any]:
     features (encoder + pretraining predictor ``anticipation_time`` ahead) cached once, the multi-head recipe
     with the sum of the three cross-entropies, the head chosen by validation action mean-class recall@5, the
     best written in the released ``ek100-*.pt`` layout."""
-    from vjepa_core.probes import ProbeConfig, build_probe, save_probe
+    from vjepa_core.probes import ProbeConfig, save_probe
 
-    from .metrics import MetricsLogger
 
     _check_anticipation_settings(cfg)
     if cfg.clip_labels is not None:
@@ -1323,20 +1337,8 @@ def _run_anticipation(cfg: ProbeTrainConfig, t_start: float) -> dict[str, Any]:
                                   counts, confusion_limit=0)
         return {m: r[m] for m in ANTICIPATION_SELECTION}
 
-    specs = head_grid(cfg.lrs, cfg.wds, cfg.warmup_epochs)
-    ipe = math.ceil(len(feats["train"]) / cfg.batch_size)
-    columns = ["epoch", "probe_train_loss_best_head", "probe_val_action_recall5_best", "probe_val_action_recall5_mean",
-               "probe_val_action_recall5_min", "probe_best_head"]
-    metrics = MetricsLogger(out, columns, enabled=True, total_steps=cfg.epochs * ipe, tensorboard=cfg.tensorboard,
-                            progress_bar=cfg.progress)
-    t0 = time.perf_counter()
-    try:
-        heads, history = train_heads(feats["train"], feats["val"], lambda: build_probe(probe_cfg, init=True), specs,
-                                     cfg.epochs, cfg.batch_size, cfg.seed, counts["action"], device=device,
-                                     logger=metrics, name="probe", loss_fn=anticipation_loss, score_fn=scorer)
-    finally:
-        metrics.close()
-    t_train = time.perf_counter() - t0
+    specs, heads, history, t_train = _train_head_grid(cfg, out, feats, probe_cfg, counts["action"], device,
+                                                      "action_recall5", loss_fn=anticipation_loss, score_fn=scorer)
     attentive = _select_and_report_anticipation(heads, history, specs, feats, counts, device)
     best = heads[attentive["best_head"]].cpu()
     best.cfg = probe_cfg
