@@ -253,7 +253,11 @@ def test_burst_is_dropped_not_queued(ros_domain_id):
         burst = time.monotonic() - t0
         time.sleep(1.0)
         n = len(g.latents)
-        assert 1 <= n <= burst * 5 + 2, f"{n} latents for a 60-frame burst of {burst:.2f} s at 5 Hz"
+        # at most 5 Hz since the first frame: on a loaded machine frames of the burst may still arrive (and be
+        # encoded) after the publisher's loop ended, so the bound is the whole window, not the burst alone; a
+        # queue would give up to 60 latents
+        window = time.monotonic() - t0
+        assert 1 <= n <= window * 5 + 2, f"{n} latents in {window:.2f} s at 5 Hz (burst of 60 frames in {burst:.2f} s)"
         stamps = [m.header.stamp.sec for m in g.latents]
         assert stamps == sorted(set(stamps))  # never an older frame after a newer one: no backlog
         assert stamps[-1] >= 45  # the newest frames win (best-effort transport may lose the very last few)
@@ -263,7 +267,7 @@ def test_burst_is_dropped_not_queued(ros_domain_id):
                "the worker to finish the last frame of the burst")
         assert st["received"] >= 20, st
         assert st["received"] == st["published"] + st["dropped"], st  # every frame encoded or dropped, none queued
-        assert st["dropped"] >= st["received"] - (burst * 5 + 2), st
+        assert st["dropped"] >= st["received"] - ((time.monotonic() - t0) * 5 + 2), st
         assert g.node._pending is None  # nothing queued behind
         g.wait(lambda: any(s.values and s.hardware_id == g.node.model_id for d in g.diags for s in d.status), 5,
                "diagnostics")
