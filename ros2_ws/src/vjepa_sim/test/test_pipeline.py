@@ -159,19 +159,26 @@ def test_energy_profile_shows_what_each_view_sees():
     assert ratio("both") > 1.3 * ratio("top_only"), (ratio("both"), ratio("top_only"))
 
 
-def test_shipped_model_card_and_size():
-    assert (SHIPPED / "vjepa2_sim.pt").is_file(), "models/sim_reach is not shipped"
-    total = sum(f.stat().st_size for f in SHIPPED.rglob("*") if f.is_file())
-    assert total <= 25e6, f"models/sim_reach is {total / 1e6:.1f} MB (limit 25 MB)"
-    card = (SHIPPED / "MODEL_CARD.md").read_text()
-    # the shipped model sees exactly the frame the pipeline's sim publishes (two tiled views, no resize)
-    cams = {c.name: c for c in load_settings(None, None).sim_config().cameras}
+@pytest.mark.parametrize("model, pipeline", [("sim_reach", None), ("sim_manip", "config/sim_pipeline/manip.yaml")])
+def test_shipped_model_card_and_size(model, pipeline):
+    """Each shipped sim model: present, small, with a model card, and fed exactly the frame its pipeline's sim
+    publishes (two tiled views, no resize); ONNX graphs for every frame count its planner may ask for."""
+    shipped = ROOT / "models" / model
+    assert (shipped / "vjepa2_sim.pt").is_file(), f"models/{model} is not shipped"
+    total = sum(f.stat().st_size for f in shipped.rglob("*") if f.is_file())
+    assert total <= 25e6, f"models/{model} is {total / 1e6:.1f} MB (limit 25 MB)"
+    card = (shipped / "MODEL_CARD.md").read_text()
+    settings = load_settings(str(ROOT / pipeline) if pipeline else None, None)
+    cams = {c.name: c for c in settings.sim_config().cameras}
     first = next(iter(cams.values()))
     assert first.tile_below, "the pipeline's camera should carry two tiled views"
-    img = json.loads((SHIPPED / "config.json").read_text())["encoder"]["img_size"]
+    img = json.loads((shipped / "config.json").read_text())["encoder"]["img_size"]
     assert [first.height + cams[first.tile_below].height, first.width] == ([img, img] if isinstance(img, int) else img)
     for word in ("vjepa-sim collect", "vjepa-sim pretrain", "vjepa-sim posttrain", "success"):
         assert word in card
+    frames = settings.section("export").get("frames", [1, 2])
+    onnx = {f.name for f in (shipped / "onnx").glob("*.onnx")}
+    assert {f"predictor_t{t}.onnx" for t in frames} <= onnx, onnx
 
 
 def test_eval_one_episode_with_the_shipped_model(pipeline_yaml, tmp_path, ros_domain_id):

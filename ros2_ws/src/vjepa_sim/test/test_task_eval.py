@@ -27,7 +27,7 @@ from vjepa_sim.pipeline.task_eval import (
 from vjepa_sim.tasks import BUDGETS, is_held, make_episode
 
 ROOT = Path(__file__).resolve().parents[4]
-SHIPPED = ROOT / "models" / "sim_reach"
+SHIPPED = ROOT / "models" / "sim_manip"  # the shipped manipulation model
 MANIP = ROOT / "config" / "sim_pipeline" / "manip.yaml"
 
 
@@ -151,9 +151,10 @@ def test_eval_random_grasp_spends_its_budget(manip_yaml, tmp_path, ros_domain_id
 
 
 def test_eval_planner_sends_the_subgoals_as_one_reach_goals_action(manip_yaml, tmp_path, ros_domain_id):
-    """The planner path with the shipped (reach) model: one /planner_node/reach_goals goal holding the three
-    sub-goal images, each with a budget of one step (capped); the planner moves on by itself after each, the
-    feedback gives one planning step per sub-goal with the gripper planned; the strip shows the energy per step."""
+    """A short end-to-end pick-and-place with the shipped manipulation model: one /planner_node/reach_goals goal
+    holding the three sub-goal images, each with a budget of one step (capped); the planner moves on by itself
+    after each, the feedback gives one planning step per sub-goal with the gripper planned; the strip shows the
+    energy per step."""
     out = tmp_path / "pl.json"
     assert main(["eval", "--pipeline", str(manip_yaml), "--task", "pick_place", "--model", str(SHIPPED),
                  "--episodes", "1", "--seed", "103", "--max-steps-per-goal", "1", "--json", str(out), "--quiet"]) == 0
