@@ -108,28 +108,28 @@ class FakeRobot:
         node.create_timer(1.0 / 30.0, self._publish_latent)
 
     @staticmethod
-    def _normed(x: np.ndarray) -> list[float]:
-        x = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-6)
-        return x.astype(np.float32).ravel().tolist()
+    def _normed(x: np.ndarray) -> np.ndarray:
+        """Layer-normed float32 tokens as the encoder publishes them (:func:`vjepa_core.tokens.normalize_tokens`)."""
+        from vjepa_core.tokens import normalize_tokens
 
-    def latent(self, data: list[float]) -> Any:
+        return normalize_tokens(x.astype(np.float32))
+
+    def latent(self, grid: np.ndarray) -> Any:
+        """A ``Latent`` of one ``[4, 4, 96]`` token grid, stamped now (:func:`vjepa_core.msgconv.fill_latent_msg`)."""
+        from vjepa_core.msgconv import fill_latent_msg
         from vjepa_interfaces.msg import Latent
 
-        msg = Latent(model_id=MODEL_ID, frames=1, height=4, width=4, dim=96, image_size=64, patch_size=16,
-                     tubelet_size=2, normalized=True)
+        msg = fill_latent_msg(Latent(), grid.reshape(1, 4, 4, 96), model_id=MODEL_ID, normalized=True,
+                              image_size=64, patch_size=16, tubelet_size=2)
         msg.header.stamp = self.node.get_clock().now().to_msg()
         msg.header.frame_id = "bench_camera"
-        msg.data = data
         return msg
 
     def _on_target(self, msg: Any) -> None:
-        from vjepa_core.pose import pose_from_pose_stamped
+        from vjepa_core.msgconv import pose_state_from_msg
 
-        p = msg.pose
-        xyzq = np.array([p.position.x, p.position.y, p.position.z, p.orientation.x, p.orientation.y,
-                         p.orientation.z, p.orientation.w])
         with self._lock:
-            self.state = pose_from_pose_stamped(xyzq, self.state[6])
+            self.state = pose_state_from_msg(msg, self.state[6])
             self.targets += 1
         self._publish_pose()  # report the new pose right away: the arm is instant
 
@@ -141,17 +141,18 @@ class FakeRobot:
         from geometry_msgs.msg import PoseStamped
         from sensor_msgs.msg import JointState
 
-        from vjepa_core.pose import pose_to_pose_stamped
+        from vjepa_core.franka import BASE_FRAME, FINGER_JOINT_NAMES, MAX_GRIPPER_WIDTH
+        from vjepa_core.msgconv import fill_pose_msg
 
         with self._lock:
-            x, y, z, qx, qy, qz, qw = (float(v) for v in pose_to_pose_stamped(self.state))
+            state = self.state.copy()
         msg = PoseStamped()
         msg.header.stamp = self.node.get_clock().now().to_msg()
-        msg.header.frame_id = "fr3_link0"
-        msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = x, y, z
-        msg.pose.orientation.x, msg.pose.orientation.y, msg.pose.orientation.z, msg.pose.orientation.w = qx, qy, qz, qw
+        msg.header.frame_id = BASE_FRAME
+        fill_pose_msg(msg.pose, state)
         self.pose_pub.publish(msg)
-        self.grip_pub.publish(JointState(name=["fr3_finger_joint1", "fr3_finger_joint2"], position=[0.04, 0.04]))
+        half = MAX_GRIPPER_WIDTH / 2.0  # fully open: each finger joint is half the width
+        self.grip_pub.publish(JointState(name=list(FINGER_JOINT_NAMES), position=[half, half]))
 
     def _publish_latent(self) -> None:
         self._i += 1

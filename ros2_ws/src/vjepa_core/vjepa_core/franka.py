@@ -13,11 +13,13 @@ __all__ = [
     "CURRENT_POSE_TOPIC",
     "EQUILIBRIUM_POSE_TOPIC",
     "ERROR_RECOVERY_ACTION",
+    "FINGER_JOINT_NAMES",
     "FINGER_JOINT_SUFFIXES",
     "GRIPPER_ACTION_NAMESPACE",
     "GRIPPER_JOINT_STATES_TOPIC",
     "HAND_TCP_OFFSET_Z",
     "HAND_TCP_YAW",
+    "JOINT_PREFIX",
     "JOINT_STATES_TOPIC",
     "MAX_GRIPPER_WIDTH",
     "ROBOT_STATE_TOPIC",
@@ -45,3 +47,5 @@ CRISP_TARGET_POSE_TOPIC = "/target_pose"
 HAND_TCP_OFFSET_Z = 0.1034
 HAND_TCP_YAW = -0.7853981633974483
 FINGER_JOINT_SUFFIXES = ("finger_joint1", "finger_joint2")
+JOINT_PREFIX = "fr3_"  # franka_description's FR3 joint and link names: fr3_joint1..7, fr3_finger_joint1/2
+FINGER_JOINT_NAMES = tuple(JOINT_PREFIX + s for s in FINGER_JOINT_SUFFIXES)  # franka_gripper's ~/joint_states

@@ -19,13 +19,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from vjepa_core.franka import MAX_GRIPPER_WIDTH
+
 from .objects import OBJECT_KINDS
 from .tasks import OPEN_MARGIN, SceneState, TaskEpisode, goal_reached, is_held, measure, observe, reset_sim
 
 __all__ = ["RandomPolicy", "ScriptedPolicy", "StepCommand", "TaskRun", "apply_command", "make_policy", "run_task",
            "settle"]
 
-MAX_GRIPPER_WIDTH = 0.08
 HOVER_CLEARANCE = 0.025  # the grasp point this far above the object's top before the last, vertical descent [m]
 ALIGN_TOLERANCE = 0.008  # horizontal grasp-point error before descending [m]
 HEIGHT_TOLERANCE = 0.006  # vertical error at the grasp height before closing [m]

@@ -41,6 +41,7 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import String
 
+from vjepa_core import franka
 from vjepa_core.msgconv import fill_pose_xyzq
 from vjepa_interfaces.msg import GripperCommand, TaskState
 from vjepa_interfaces.srv import RenderGoal, ResetSim
@@ -64,8 +65,8 @@ QOS_COMMAND = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, histo
 
 # Node-level parameters (name -> (default, description)); scene parameters come from config.py.
 NODE_PARAMS = {
-    "base_frame": ("fr3_link0", "frame_id of poses (the robot base; franka's URDF root link)"),
-    "joint_prefix": ("fr3_", "joint name prefix: <prefix>joint1..7, <prefix>finger_joint1/2"),
+    "base_frame": (franka.BASE_FRAME, "frame_id of poses (the robot base; franka's URDF root link)"),
+    "joint_prefix": (franka.JOINT_PREFIX, "joint name prefix: <prefix>joint1..7, <prefix>finger_joint1/2"),
     "real_time_factor": (1.0, "sim seconds per wall second to aim for; 0 = as fast as possible"),
     "camera_rate_hz": (10.0, "camera frame rate [Hz of sim time] (DROID: 15)"),
     "joint_state_rate_hz": (30.0, "/joint_states rate [Hz of sim time] (franka joint_state_rate: 30)"),
@@ -73,10 +74,10 @@ NODE_PARAMS = {
     "gripper_state_rate_hz": (15.0, "gripper joint_states rate [Hz] (franka_gripper state_publish_rate: 15)"),
     "clock_rate_hz": (100.0, "/clock rate [Hz of sim time]"),
     "publish_clock": (True, "publish sim time on /clock (other nodes then run with use_sim_time:=true)"),
-    "pose_topic": ("/franka_robot_state_broadcaster/current_pose", "measured end-effector pose (best effort)"),
-    "joint_states_topic": ("/joint_states", "arm + finger joint states"),
-    "gripper_state_topic": ("/franka_gripper/joint_states", "finger joint states, as franka_gripper publishes"),
-    "target_topic": ("/cartesian_impedance_example_controller/equilibrium_pose",
+    "pose_topic": (franka.CURRENT_POSE_TOPIC, "measured end-effector pose (best effort)"),
+    "joint_states_topic": (franka.JOINT_STATES_TOPIC, "arm + finger joint states"),
+    "gripper_state_topic": (franka.GRIPPER_JOINT_STATES_TOPIC, "finger joint states, as franka_gripper publishes"),
+    "target_topic": (franka.EQUILIBRIUM_POSE_TOPIC,
                      "end-effector target (PoseStamped in the base frame; frame_id is ignored, as franka does)"),
     "gripper_command_topic": ("/vjepa_sim/gripper_command", "vjepa_interfaces/GripperCommand input"),
     "target_status_topic": ("~/target_status", "JSON status of every processed command"),

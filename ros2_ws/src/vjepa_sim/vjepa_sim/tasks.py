@@ -42,6 +42,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vjepa_core.franka import MAX_GRIPPER_WIDTH  # Franka hand [m]
+
 from .objects import (
     COLOUR_NAMES,
     OBJECT_KINDS,
@@ -71,7 +73,6 @@ __all__ = [
 ]
 
 TASKS = ("grasp", "reach_object", "pick_place")
-MAX_GRIPPER_WIDTH = 0.08  # Franka hand [m]
 DOWN_QUAT = (1.0, 0.0, 0.0, 0.0)  # wrist yaw 0, pointing down (vjepa_sim.scene.DOWN_QUAT)
 
 # Objects and goal positions stay in this table area (the pipeline cameras see all of it) [m].

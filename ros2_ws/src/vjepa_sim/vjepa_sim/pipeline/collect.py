@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from vjepa_core.franka import CURRENT_POSE_TOPIC, GRIPPER_JOINT_STATES_TOPIC
+
 from .graph import NodeGraph, call, wait_for_service
 from .settings import Settings, add_common_arguments, load_settings
 
@@ -25,8 +27,8 @@ __all__ = ["add_arguments", "collect", "run"]
 
 RECORD_TOPICS = [
     "/camera/image_raw",
-    "/franka_robot_state_broadcaster/current_pose",
-    "/franka_gripper/joint_states",
+    CURRENT_POSE_TOPIC,
+    GRIPPER_JOINT_STATES_TOPIC,
 ]
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from vjepa_core.franka import BASE_FRAME, CURRENT_POSE_TOPIC, EQUILIBRIUM_POSE_TOPIC, MAX_GRIPPER_WIDTH
 from vjepa_core.imgmsg import image_to_rgb
 from vjepa_core.msgconv import fill_pose_xyzq
 from vjepa_core.msgconv import stamp_to_seconds as stamp_seconds
@@ -22,8 +23,8 @@ from .graph import NodeGraph
 
 __all__ = ["Experimenter", "image_array", "pose_msg", "stamp_seconds"]
 
-POSE_TOPIC = "/franka_robot_state_broadcaster/current_pose"
-TARGET_TOPIC = "/cartesian_impedance_example_controller/equilibrium_pose"
+POSE_TOPIC = CURRENT_POSE_TOPIC
+TARGET_TOPIC = EQUILIBRIUM_POSE_TOPIC
 GRIPPER_COMMAND_TOPIC = "/vjepa_sim/gripper_command"
 TASK_STATE_TOPIC = "/vjepa_sim/task_state"
 IMAGE_TOPIC = "/camera/image_raw"
@@ -192,19 +193,19 @@ class Experimenter:
     def send_target(self, position: Any, quat: Any = DOWN_QUAT) -> None:
         """Publish an end-effector target to the simulator (as the planner's sim adapter does)."""
         msg = self.types["PoseStamped"]()
-        msg.header.frame_id = "fr3_link0"
+        msg.header.frame_id = BASE_FRAME
         msg.pose = pose_msg(position, quat)
         self.target_pub.publish(msg)
 
     def send_gripper(self, command: str | None, force: float = 0.0) -> None:
-        """``close`` (force-limited grasp), ``open`` (move to 8 cm) or None (nothing)."""
+        """``close`` (force-limited grasp), ``open`` (move to the full opening, 8 cm) or None (nothing)."""
         if command is None:
             return
         msg = self.types["GripperCommand"]()
         if command == "close":
             msg.width, msg.grasp, msg.force = 0.0, True, float(force)
         elif command == "open":
-            msg.width, msg.grasp = 0.08, False
+            msg.width, msg.grasp = MAX_GRIPPER_WIDTH, False
         else:
             raise ValueError(f"gripper command must be 'close' or 'open', got {command!r}")
         self.gripper_pub.publish(msg)
