@@ -25,6 +25,7 @@ from vjepa_core.checkpoint import model_id
 from vjepa_core.config import EncoderConfig
 from vjepa_core.imgmsg import rgb_to_image_fields
 from vjepa_core.msgconv import fill_latent_msg, fill_pose_msg, pose_state_from_msg
+from vjepa_core.planning import MPPIPlanner
 from vjepa_interfaces.msg import Latent, PlanStatus
 from vjepa_interfaces.srv import EncodeImage, SetGoal
 from vjepa_perception.encoder_node import EncoderNode
@@ -264,6 +265,23 @@ def test_plans_steps_within_limits_and_stop_pause_resume(ros_domain_id):
         for s in g.executing():
             assert np.isfinite(s.energy) and np.isfinite(s.goal_energy) and s.planning_time > 0
             assert s.num_samples == 24 and s.iterations == 2
+    finally:
+        g.close()
+
+
+def test_planner_parameter_selects_mppi_and_it_plans(ros_domain_id):
+    """Issue 18: ``planner: mppi`` swaps the search; the episode loop plans and executes with it as with CEM."""
+    g = Graph(ros_domain_id, planner="mppi", mppi_temperature=0.2)
+    try:
+        search = g.planner.planner.cem
+        assert isinstance(search, MPPIPlanner) and search.config.temperature == 0.2
+        goal = Image(**rgb_to_image_fields(render(HOME + np.array([0.1, -0.1, 0.05, 0, 0, 0, 0]))))
+        res = g.call(SetGoal, "/planner_node/set_goal", SetGoal.Request(image=goal, task="reach", start=True))
+        assert res.success, res.message
+        wait_for(lambda: len(g.executing()) >= 2, 90, "two MPPI planning steps")
+        for s in g.executing():
+            assert np.isfinite(s.energy) and s.planning_time > 0 and s.num_samples == 24
+        assert g.arm.targets and all(inside(t[:3]) for t in g.arm.targets)
     finally:
         g.close()
 
@@ -536,6 +554,13 @@ def test_without_an_encoder_in_the_checkpoint_the_planner_warns_and_trusts_the_f
     ({"max_future_stamp_s": -0.5}, "max_future_stamp_s must be >= 0"),
     ({"control_rate_hz": 0.5, "max_data_age_s": 1.0}, "must be shorter than max_data_age_s"),
     ({"max_steps": 0}, "max_steps must be >= 1"),
+    ({"planner": "cmaes"}, "planner must be one of cem, icem, mppi"),
+    ({"planner": "cem_adam", "backend": "onnxruntime"}, "planner cem_adam .* needs backend torch"),
+    ({"mppi_temperature": 0.0}, "mppi_temperature must be > 0"),
+    ({"icem_keep_elites": 1.5}, "icem_keep_elites must be a fraction in"),
+    ({"icem_noise_beta": -1.0}, "icem_noise_beta must be >= 0"),
+    ({"adam_steps": 0}, "adam_steps must be >= 1"),
+    ({"adam_lr": 0.0}, "adam_lr must be > 0"),
 ])
 def test_inconsistent_parameters_are_refused_before_loading(bad, message, ros_domain_id):
     context = rclpy.Context()

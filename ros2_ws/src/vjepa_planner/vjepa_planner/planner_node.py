@@ -57,7 +57,7 @@ from vjepa_core.msgconv import (
     pose_xyzq_from_msg,
     stamp_to_seconds,
 )
-from vjepa_core.planning import CEMConfig
+from vjepa_core.planning import PLANNER_KINDS, ICEMPlanner, MPPIPlanner, planner_class
 from vjepa_core.pose import pose_from_pose_stamped
 from vjepa_interfaces.action import ReachGoals
 from vjepa_interfaces.msg import Latent, PlanStatus
@@ -112,6 +112,16 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "cem_momentum_std_gripper": (0.15, "momentum on the gripper's CEM std"),
     "cem_sample_gripper": (True, "search the gripper dimension (then a gripper state is required)"),
     "cem_seed": (0, "CEM seed (negative: nondeterministic)"),
+    # the planner kind (vjepa_core.planning.make_planner); the cem_* sampling settings apply to every kind
+    "planner": ("cem", "planner: cem | icem | mppi | cem_adam | icem_adam | mppi_adam | adam (*_adam and adam: "
+                       "gradient refinement through the torch predictor, backend torch only)"),
+    "mppi_temperature": (0.1, "MPPI softmax temperature, relative to the std of each iteration's energies "
+                              "(planner mppi, mppi_adam)"),
+    "icem_noise_beta": (2.0, "iCEM colored-noise exponent along the horizon (0 = white; no effect below "
+                             "cem_horizon 4)"),
+    "icem_keep_elites": (0.3, "iCEM: fraction of the cem_topk elites carried into the next iteration"),
+    "adam_steps": (5, "Adam steps on the sampled mean through the differentiable predictor (planner *_adam, adam)"),
+    "adam_lr": (0.005, "Adam learning rate in action units (m for positions) (planner *_adam, adam)"),
     "robot": ("franka_impedance", "robot adapter: franka_impedance | crisp | sim"),
     "target_topic": (franka.EQUILIBRIUM_POSE_TOPIC, "target pose output"),
     "gripper": ("franka_action", "gripper adapter: franka_action | control_msgs | sim_topic | none"),
@@ -214,8 +224,52 @@ def check_parameters(p: dict[str, Any]) -> None:
             problems.append(f"{name} must be in [0, {franka.MAX_GRIPPER_WIDTH}] m, got {value}")
     if not p["checkpoint"]:
         problems.append("checkpoint is required (the checkpoint holding the AC predictor)")
+    problems += _planner_problems(p, number)
     if problems:
         raise ValueError("invalid parameters: " + "; ".join(problems))
+
+
+def _planner_problems(p: dict[str, Any], number: Callable[[str], float | None]) -> list[str]:
+    """What is wrong with the planner kind and its settings (every kind's settings are checked, used or not)."""
+    problems = []
+    if p["planner"] not in PLANNER_KINDS:
+        problems.append(f"planner must be one of {', '.join(PLANNER_KINDS)}, got {p['planner']!r}")
+    elif planner_class(p["planner"])[1] and p["backend"] != "torch":
+        problems.append(f"planner {p['planner']} refines plans with gradients through the predictor and needs "
+                        f"backend torch, got {p['backend']!r}")
+    for name in ("mppi_temperature", "adam_lr"):
+        value = number(name)
+        if value is not None and value <= 0:
+            problems.append(f"{name} must be > 0, got {value}")
+    beta = number("icem_noise_beta")
+    if beta is not None and beta < 0:
+        problems.append(f"icem_noise_beta must be >= 0, got {beta}")
+    keep = number("icem_keep_elites")
+    if keep is not None and not 0 <= keep <= 1:
+        problems.append(f"icem_keep_elites must be a fraction in [0, 1], got {keep}")
+    if isinstance(p["adam_steps"], bool) or int(p["adam_steps"]) < 1:
+        problems.append(f"adam_steps must be >= 1, got {p['adam_steps']}")
+    return problems
+
+
+def planner_settings(p: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``(kind, config dict)`` for :func:`vjepa_core.planning.make_planner` from the node's parameters: the
+    ``cem_*`` sampling settings for every kind, plus the settings of the chosen kind only (a config refuses keys
+    it does not know)."""
+    kind = p["planner"]
+    base, gradient, _ = planner_class(kind)
+    cfg: dict[str, Any] = dict(
+        samples=p["cem_samples"], iterations=p["cem_iterations"], topk=p["cem_topk"], horizon=p["cem_horizon"],
+        maxnorm=p["cem_maxnorm"], momentum_mean=p["cem_momentum_mean"], momentum_std=p["cem_momentum_std"],
+        momentum_mean_gripper=p["cem_momentum_mean_gripper"], momentum_std_gripper=p["cem_momentum_std_gripper"],
+        sample_gripper=p["cem_sample_gripper"], seed=p["cem_seed"] if p["cem_seed"] >= 0 else None)
+    if issubclass(base, MPPIPlanner):
+        cfg["temperature"] = float(p["mppi_temperature"])
+    if issubclass(base, ICEMPlanner):
+        cfg.update(noise_beta=float(p["icem_noise_beta"]), keep_elites=float(p["icem_keep_elites"]))
+    if gradient:
+        cfg["gradient"] = {"steps": int(p["adam_steps"]), "lr": float(p["adam_lr"])}
+    return kind, cfg
 
 
 class PlannerNode(Node):
@@ -233,12 +287,7 @@ class PlannerNode(Node):
                               workspace_min=tuple(p["workspace_min"]), workspace_max=tuple(p["workspace_max"]),
                               max_data_age_s=p["max_data_age_s"], max_future_stamp_s=p["max_future_stamp_s"],
                               workspace_point=self.convention.tcp_in_planned_frame)  # the box bounds the TCP
-        cem = CEMConfig(samples=p["cem_samples"], iterations=p["cem_iterations"], topk=p["cem_topk"],
-                        horizon=p["cem_horizon"], maxnorm=p["cem_maxnorm"],
-                        momentum_mean=p["cem_momentum_mean"], momentum_std=p["cem_momentum_std"],
-                        momentum_mean_gripper=p["cem_momentum_mean_gripper"],
-                        momentum_std_gripper=p["cem_momentum_std_gripper"],
-                        sample_gripper=p["cem_sample_gripper"], seed=p["cem_seed"] if p["cem_seed"] >= 0 else None)
+        kind, planner_config = planner_settings(p)
         require_gripper = bool(p["cem_sample_gripper"]) and p["gripper"] != "none"
         loop_config = LoopConfig(max_steps=p["max_steps"], energy_threshold=p["energy_threshold"],
                                  settle_position_tolerance=p["settle_position_tolerance"],
@@ -249,7 +298,7 @@ class PlannerNode(Node):
                                  backend=p["backend"], device=p["device"], export_dir=p["onnx_dir"] or None,
                                  threads=p["threads"])
         assert model.predictor_cfg is not None
-        self.planner = LatentPlanner(model.world_model, cem, model.predictor_cfg.grid_hw)
+        self.planner = LatentPlanner(model.world_model, planner_config, model.predictor_cfg.grid_hw, kind)
         expected, why = p["expected_model_id"], ""
         if not expected:
             expected, why = checkpoint_encoder_id(p["checkpoint"], p["model_config"],
@@ -313,7 +362,7 @@ class PlannerNode(Node):
                 "then the planner trusts the model id of the first goal it gets, whatever model that is")
         self._worker = threading.Thread(target=self._run, name="planner_loop", daemon=True)
         self._worker.start()
-        self.get_logger().info(f"planner ready ({model.predictor_id}, latents from "
+        self.get_logger().info(f"planner ready ({kind} over {model.predictor_id}, latents from "
                                f"{expected or 'the model of the first goal'}, token grid "
                                f"{'x'.join(str(v) for v in self.planner.expected_grid)}); robot adapter "
                                f"{p['robot']}, gripper {p['gripper']}; waiting for a goal on ~/set_goal or "

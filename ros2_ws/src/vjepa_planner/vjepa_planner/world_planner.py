@@ -1,6 +1,7 @@
 """The planning step the node runs for :class:`~vjepa_planner.episode.EpisodeLoop`: latents + state -> action.
 
-ROS-free: CEM (``vjepa_core.planning``) over the AC world model (``vjepa_core.inference.WorldModel``) toward the
+ROS-free: CEM or another planner of ``vjepa_core.planning`` (iCEM, MPPI, gradient refinement: chosen by name with
+:func:`~vjepa_core.planning.make_planner`) over the AC world model (``vjepa_core.inference.WorldModel``) toward the
 goal latent, with the paper's L1 energy. Latents arrive validated (:func:`vjepa_core.msgconv.latent_from_msg`
 against :attr:`LatentPlanner.expected_grid`); the planner still refuses a grid that does not fit the predictor.
 Also here: the id of the encoder a checkpoint's predictor was trained with (what the planner expects latents from).
@@ -10,7 +11,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,7 +22,7 @@ from vjepa_core.config import ConfigError, EncoderConfig
 from vjepa_core.inference import WorldModel
 from vjepa_core.loading import ModelLoadError, resolve_model_config
 from vjepa_core.msgconv import LatentArray
-from vjepa_core.planning import CEMConfig, CEMPlanner
+from vjepa_core.planning import CEMConfig, Planner, make_planner
 from vjepa_core.tokens import normalize_tokens
 
 from .episode import PlanOutput, PlanRequest
@@ -32,13 +34,19 @@ __all__ = ["LatentPlanner", "checkpoint_encoder_id"]
 class LatentPlanner:
     """Plans one receding-horizon step from a latent toward a goal latent (called from one thread only)."""
 
-    def __init__(self, world_model: WorldModel, cem: CEMConfig, grid_hw: tuple[int, int]) -> None:
+    def __init__(self, world_model: WorldModel, cem: CEMConfig | Mapping[str, Any], grid_hw: tuple[int, int],
+                 kind: str = "cem") -> None:
+        """``cem``: the planner's settings (a :class:`CEMConfig` or the config dict of
+        :func:`~vjepa_core.planning.make_planner`); ``kind``: the planner kind (``cem``, ``mppi``, ``cem_adam`` ...).
+        The planner is kept as ``self.cem`` whatever its kind (it has CEM's ``plan`` / ``reset`` / ``objective`` /
+        ``config``)."""
         be = world_model.backend
         h, w = (int(v) for v in grid_hw)
         if h * w != be.tokens_per_frame:
             raise ValueError(f"token grid {h}x{w} does not match the predictor's {be.tokens_per_frame} tokens")
         self.world_model = world_model
-        self.cem = CEMPlanner.for_world_model(world_model, cem)
+        self.kind = kind
+        self.cem: Planner = make_planner(kind, cem.to_dict() if isinstance(cem, CEMConfig) else cem, world_model)
         self.device = be.device
         self.expected_grid: tuple[int, int, int] = (h, w, int(be.embed_dim))
         self._goal: tuple[int, int] | None = None  # (episode, goal index) of the last plan

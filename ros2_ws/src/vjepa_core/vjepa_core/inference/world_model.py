@@ -222,3 +222,51 @@ class WorldModel:
                 new_state = compute_new_pose_torch(states[:, -1], acts[:, k])
                 states = torch.cat([states, new_state[:, None]], dim=1)
         return torch.stack(frames, dim=1)
+
+    def unroll_differentiable(self, context_tokens: torch.Tensor, context_states: torch.Tensor,
+                              actions: torch.Tensor) -> torch.Tensor:
+        """:meth:`unroll` with autograd enabled: final imagined frame ``[S, N, D]``, differentiable w.r.t.
+        ``actions`` ``[S, H, 7]`` (gradient refinement of a plan, ``vjepa_core.planning.gradient``).
+
+        Torch backend only (exported graphs carry no gradients): the predictor module runs in fp32 over the whole
+        sequence at every step (the reference rollout, no KV cache, no chunking: meant for a few trajectories),
+        poses advance with the torch pose math. Callers take gradients with ``torch.autograd.grad`` w.r.t. the
+        actions, so the predictor's own parameters collect no ``.grad``.
+        """
+        from .base import BackendError
+
+        predictor = getattr(self.backend, "predictor", None)
+        if self.backend.name != "torch" or not isinstance(predictor, torch.nn.Module):
+            raise BackendError(f"a differentiable unroll needs the torch backend (gradients through the predictor "
+                               f"module); backend {self.backend.name!r} runs an exported graph")
+        if context_tokens.dim() == 2:
+            context_tokens = context_tokens[None]
+        if context_states.dim() == 1:
+            context_states = context_states[None]
+        t0, n, d = context_tokens.shape
+        if (n, d) != (self.backend.tokens_per_frame, self.backend.embed_dim):
+            raise ShapeMismatchError(
+                f"context tokens must be [T, {self.backend.tokens_per_frame}, {self.backend.embed_dim}], "
+                f"got {tuple(context_tokens.shape)}"
+            )
+        if tuple(context_states.shape) != (t0, 7) or actions.dim() != 3 or actions.shape[-1] != 7:
+            raise ShapeMismatchError(f"need context_states [{t0}, 7] and actions [S, H, 7], got "
+                                     f"{tuple(context_states.shape)} and {tuple(actions.shape)}")
+        dev = self.backend.device
+        ctx = context_tokens.detach().to(dev, torch.float32)
+        cst = context_states.detach().to(dev, torch.float32)
+        acts = actions.to(dev, torch.float32)
+        s, h = acts.shape[:2]
+        with torch.enable_grad():
+            tokens = ctx[None].expand(s, -1, -1, -1)
+            states = cst[None].expand(s, -1, -1)
+            all_actions = torch.cat([self.context_actions(cst)[None].expand(s, -1, -1), acts], dim=1)
+            z = tokens[:, -1]
+            for k in range(h):
+                t = t0 + k
+                out = predictor(tokens.reshape(s, t * n, d), all_actions[:, :t], states)
+                z = self._norm(out[:, -n:].float())
+                tokens = torch.cat([tokens, z[:, None]], dim=1)
+                if k + 1 < h:
+                    states = torch.cat([states, compute_new_pose_torch(states[:, -1], acts[:, k])[:, None]], dim=1)
+        return z

@@ -21,6 +21,11 @@ not one of the scored samples). Only the first action is meant to be executed be
 horizon); ``warm_start`` seeds the next call with the shifted previous mean. ``plan(cancel=...)`` is asked
 between iterations and ends the plan early (the result says ``cancelled``), so a stop never waits for a plan.
 
+The other planners (:mod:`.mppi`, :mod:`.icem`, :mod:`.gradient`, built by name with
+:func:`vjepa_core.planning.make_planner`) reuse this class's input checks, bounds, initial / warm-start
+distribution, scoring and post-processing through :meth:`CEMPlanner.search` / :meth:`CEMPlanner.finalize` and the
+``_sample`` / ``_update`` steps.
+
 Dependencies point one way: planning uses the inference layer's world model (duck-typed), never the reverse.
 """
 
@@ -37,7 +42,7 @@ import torch
 
 from .energy import Objective, get_objective
 
-__all__ = ["CEMConfig", "CEMPlanner", "PlanResult", "Unroll", "PRESETS", "RolloutModel"]
+__all__ = ["CEMConfig", "CEMPlanner", "PlanResult", "Unroll", "PRESETS", "RolloutModel", "Search"]
 
 #: ``unroll(context_tokens[T,N,D], context_states[T,7], actions[S,H,7]) -> final tokens [S,N,D]``.
 Unroll = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -200,9 +205,11 @@ class PlanResult:
         energy: the energy of ``actions`` (the plan itself; NaN when cancelled).
         elite_energy: per iteration, the mean energy of the elites.
         samples_evaluated: total CEM trajectories scored (the plan's own scoring not counted).
-        timings_ms: ``total``, ``unroll`` (world model + objective) and ``sampling`` (the rest).
+        timings_ms: ``total``, ``unroll`` (world model + objective), ``sampling`` (the rest) and, for a
+            gradient-refined plan, ``refine``.
         cancelled: ``cancel()`` returned True between iterations; the plan is unfinished and not kept for
             the warm start.
+        refine_energy: energies of the gradient refinement's iterates, start first (empty without one).
     """
 
     actions: torch.Tensor
@@ -215,10 +222,58 @@ class PlanResult:
     samples_evaluated: int = 0
     timings_ms: dict[str, float] = field(default_factory=dict)
     cancelled: bool = False
+    refine_energy: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Search:
+    """State of one plan's sampling search, shared by the planners built on :class:`CEMPlanner` (their
+    ``_sample`` / ``_update`` steps read and move it).
+
+    Attributes:
+        mean, std: [H, 7] the current sampling distribution.
+        searched: [H, 7] dimensions that are sampled at all (fixed ones keep their value).
+        m_mean, m_std: [7] momenta of the mean / std update per action dimension.
+        iteration: index of the running iteration.
+        best_energy, best_actions: the lowest-energy sample scored so far.
+        history: per iteration, the mean energy of its ``topk`` lowest energies (CEM's elites).
+        evaluated: trajectories scored by the search (the plan's own scoring not counted).
+        t0, t_unroll: start of the plan (``time.perf_counter``) and seconds spent in unroll + objective.
+        cancelled: ``cancel()`` returned True.
+    """
+
+    mean: torch.Tensor
+    std: torch.Tensor
+    searched: torch.Tensor
+    m_mean: torch.Tensor
+    m_std: torch.Tensor
+    best_actions: torch.Tensor
+    best_energy: float = math.inf
+    iteration: int = 0
+    history: list[float] = field(default_factory=list)
+    evaluated: int = 0
+    t0: float = 0.0
+    t_unroll: float = 0.0
+    cancelled: bool = False
+
+    def observe(self, best_energy: torch.Tensor | float, best_actions: torch.Tensor, elite_energy: float) -> None:
+        """Record an iteration: its lowest energy and that sample (kept if it beats the best so far) and the
+        mean elite energy (for :attr:`PlanResult.elite_energy`)."""
+        if float(best_energy) < self.best_energy:
+            self.best_energy = float(best_energy)
+            self.best_actions = best_actions.clone()
+        self.history.append(float(elite_energy))
 
 
 class CEMPlanner:
-    """CEM over action trajectories; see the module docstring. Reusable across control steps."""
+    """CEM over action trajectories; see the module docstring. Reusable across control steps.
+
+    Subclasses (:class:`~vjepa_core.planning.mppi.MPPIPlanner`, :class:`~vjepa_core.planning.icem.ICEMPlanner`)
+    share the bounds, the initial / warm-start distribution, the scoring and the post-processing, and replace
+    the sampling (``_sample``) or the distribution update (``_update``); ``config_class`` is their config type.
+    """
+
+    config_class: type[CEMConfig] = CEMConfig
 
     def __init__(
         self,
@@ -226,10 +281,14 @@ class CEMPlanner:
         unroll: Unroll | None = None,
         objective: Objective | None = None,
     ) -> None:
-        self.config = config if config is not None else CEMConfig()
+        self.config = config if config is not None else self.config_class()
+        if type(self.config) is not self.config_class:  # a subclass's options would be silently ignored
+            raise TypeError(f"{type(self).__name__} takes a {self.config_class.__name__}, "
+                            f"got {type(self.config).__name__}")
         self.config.validate()
         if unroll is None or not callable(unroll):
-            raise ValueError("CEMPlanner needs an unroll(context_tokens, context_states, actions) callable")
+            raise ValueError(f"{type(self).__name__} needs an unroll(context_tokens, context_states, actions) "
+                             "callable")
         self.unroll = unroll
         self.objective = objective if objective is not None else get_objective(
             self.config.energy, self.config.normalize
@@ -244,7 +303,7 @@ class CEMPlanner:
         The energy layer-norms tokens only when ``config.normalize`` asks for it and the world model does not
         already normalise its predictions (``world_model.normalize``), so every token is normed exactly once.
         """
-        config = config if config is not None else CEMConfig()
+        config = config if config is not None else cls.config_class()
         normalized = bool(getattr(world_model, "normalize", False))
         return cls(config, world_model.unroll, get_objective(config.energy, config.normalize and not normalized))
 
@@ -324,6 +383,153 @@ class CEMPlanner:
         return e.float()
 
     # ----------------------------------------------------------------------------------------------------
+    # the search, split into steps that the other planners reuse (MPPI / iCEM override _sample / _update; the
+    # gradient refiner runs check_inputs -> search -> its own refinement -> finalize)
+    def check_inputs(
+        self, context_tokens: torch.Tensor, context_states: torch.Tensor, goal_tokens: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Validate ``plan``'s inputs and return them as ``[T, N, D]``, ``[T, 7]``, ``[N, D]`` (a single frame or
+        state gets its time axis), so a bad call fails with the offending argument named, before any unroll."""
+        if context_tokens.dim() == 2:
+            context_tokens = context_tokens.unsqueeze(0)
+        if context_states.dim() == 1:
+            context_states = context_states.unsqueeze(0)
+        if context_tokens.dim() != 3:
+            raise ValueError(f"context_tokens must be [T, N, D] or [N, D], got {tuple(context_tokens.shape)}")
+        if context_states.shape != (context_tokens.shape[0], ACTION_DIM):
+            raise ValueError(
+                f"context_states must be [{context_tokens.shape[0]}, 7] to match the context frames, "
+                f"got {tuple(context_states.shape)}"
+            )
+        if goal_tokens.shape[-2:] != context_tokens.shape[-2:]:
+            raise ValueError(
+                f"goal tokens {tuple(goal_tokens.shape)} do not match context tokens "
+                f"{tuple(context_tokens.shape)}"
+            )
+        for name, t in (("context_tokens", context_tokens), ("context_states", context_states),
+                        ("goal_tokens", goal_tokens)):
+            if not torch.isfinite(t).all():
+                raise ValueError(f"{name} contains NaN or Inf")
+        return context_tokens, context_states, goal_tokens
+
+    def _sample(self, s: Search, gen: torch.Generator | None) -> torch.Tensor:
+        """Candidate trajectories ``[S, H, 7]`` of one iteration (CEM: white Gaussian noise around the mean),
+        projected onto the feasible set."""
+        noise = torch.randn(self.config.samples, self.config.horizon, ACTION_DIM, generator=gen, device=s.mean.device)
+        return self.constrain(s.mean + s.std * noise)
+
+    def _update(self, s: Search, actions: torch.Tensor, energy: torch.Tensor) -> None:
+        """Move ``s.mean`` / ``s.std`` given the scored samples (CEM: refit to the ``topk`` lowest energies, with
+        momentum) and record the iteration's best sample and elite energy."""
+        self._refit_to_elites(s, actions, energy)
+
+    def _refit_to_elites(
+        self, s: Search, actions: torch.Tensor, energy: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """CEM's update; returns the elites ``[K, H, 7]`` and their energies ``[K]``, best first."""
+        vals, idx = torch.topk(energy, self.config.topk, largest=False)
+        elites = actions[idx]  # [K, H, 7]
+        s.observe(vals[0], elites[0], float(vals.mean()))
+        self._move(s, elites.mean(dim=0), elites.std(dim=0))
+        return elites, vals
+
+    def _move(self, s: Search, new_mean: torch.Tensor, new_std: torch.Tensor) -> None:
+        """``mean/std <- (1 - m) * new + m * old`` on the searched dimensions (momenta per dimension, the
+        gripper's separate), the std floored at ``min_std``; fixed dimensions keep their value."""
+        s.mean = torch.where(s.searched, (1 - s.m_mean) * new_mean + s.m_mean * s.mean, s.mean)
+        s.std = torch.where(s.searched, ((1 - s.m_std) * new_std + s.m_std * s.std).clamp_min(self.config.min_std),
+                            s.std)
+
+    def search(
+        self,
+        context_tokens: torch.Tensor,
+        context_states: torch.Tensor,
+        goal_tokens: torch.Tensor,
+        init_mean: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        cancel: Callable[[], bool] | None = None,
+        iterations: int | None = None,
+    ) -> Search:
+        """Run the sampling iterations on checked inputs (see :meth:`check_inputs`) and return the search state;
+        ``iterations`` overrides ``config.iterations`` (0: only the initial / warm-start mean)."""
+        c = self.config
+        device = context_tokens.device
+        gen = generator if generator is not None else self._gen(device)
+        mean, std = self._initial(device, init_mean)
+        grip_cols = torch.zeros(ACTION_DIM, dtype=torch.bool, device=device)
+        grip_cols[_GRIP] = True
+        s = Search(
+            mean=mean, std=std, searched=std > 0, best_actions=mean.clone(), t0=time.perf_counter(),
+            m_mean=torch.where(grip_cols, c.momentum_mean_gripper, c.momentum_mean).to(device),
+            m_std=torch.where(grip_cols, c.momentum_std_gripper, c.momentum_std).to(device),
+        )
+        for it in range(c.iterations if iterations is None else int(iterations)):
+            if cancel is not None and cancel():
+                s.cancelled = True
+                break
+            s.iteration = it
+            actions = self._sample(s, gen)
+            energy = self.score(context_tokens, context_states, goal_tokens, actions, s)
+            s.evaluated += actions.shape[0]
+            self._update(s, actions, energy)
+        return s
+
+    def score(
+        self, ctx_tokens: torch.Tensor, ctx_states: torch.Tensor, goal: torch.Tensor, actions: torch.Tensor,
+        s: Search | None = None,
+    ) -> torch.Tensor:
+        """Energies ``[S]`` of ``actions`` ``[S, H, 7]`` with one ``unroll`` call for every sample (the unroll,
+        e.g. ``WorldModel.unroll``, bounds its own memory by chunking); the time is added to ``s.t_unroll``."""
+        tu = time.perf_counter()
+        S = actions.shape[0]
+        e = self.objective(self.unroll(ctx_tokens, ctx_states, actions), goal)
+        if e.shape != (S,):
+            raise ValueError(f"objective must return one energy per sample, got shape {tuple(e.shape)}")
+        if s is not None:
+            s.t_unroll += time.perf_counter() - tu
+        return e.float()
+
+    def postprocess(self, mean: torch.Tensor) -> torch.Tensor:
+        """The executable plan ``[H, 7]`` from a mean: projected onto the feasible set, gripper values with
+        ``|g| < gripper_round`` set to 0 (the reference's rounding: small gripper moves are noise)."""
+        plan = self.constrain(mean.unsqueeze(0))[0]
+        if self.config.gripper_round > 0:
+            g = plan[:, _GRIP]
+            plan[:, _GRIP] = torch.where(g.abs() < self.config.gripper_round, torch.zeros_like(g), g)
+        return plan
+
+    def finalize(
+        self, s: Search, context_tokens: torch.Tensor, context_states: torch.Tensor, goal_tokens: torch.Tensor,
+        extra_timings_ms: dict[str, float] | None = None,
+    ) -> PlanResult:
+        """Post-process ``s.mean`` into the plan, score it (one batch-1 unroll; not when cancelled), keep the mean
+        for the warm start and assemble the :class:`PlanResult`."""
+        plan = self.postprocess(s.mean)
+        plan_energy = math.nan
+        if not s.cancelled:
+            self._remember(s)
+            plan_energy = float(self.score(context_tokens, context_states, goal_tokens, plan.unsqueeze(0), s)[0])
+        total = (time.perf_counter() - s.t0) * 1e3
+        extra = dict(extra_timings_ms or {})
+        timings = {"total": total, "unroll": s.t_unroll * 1e3,
+                   "sampling": total - s.t_unroll * 1e3 - sum(extra.values()), **extra}
+        return PlanResult(
+            actions=plan,
+            mean=s.mean,
+            std=s.std,
+            best_actions=s.best_actions,
+            best_energy=s.best_energy,
+            energy=plan_energy,
+            elite_energy=s.history,
+            samples_evaluated=s.evaluated,
+            timings_ms=timings,
+            cancelled=s.cancelled,
+        )
+
+    def _remember(self, s: Search) -> None:
+        """Keep what the next plan's warm start needs (CEM: the final mean)."""
+        self._last_mean = s.mean.clone()
+
     @torch.no_grad()
     def plan(
         self,
@@ -347,82 +553,6 @@ class CEMPlanner:
         Returns:
             A :class:`PlanResult`; ``result.actions[0]`` is the action to execute (unless ``cancelled``).
         """
-        c = self.config
-        t0 = time.perf_counter()
-        if context_tokens.dim() == 2:
-            context_tokens = context_tokens.unsqueeze(0)
-        if context_states.dim() == 1:
-            context_states = context_states.unsqueeze(0)
-        if context_tokens.dim() != 3:
-            raise ValueError(f"context_tokens must be [T, N, D] or [N, D], got {tuple(context_tokens.shape)}")
-        if context_states.shape != (context_tokens.shape[0], ACTION_DIM):
-            raise ValueError(
-                f"context_states must be [{context_tokens.shape[0]}, 7] to match the context frames, "
-                f"got {tuple(context_states.shape)}"
-            )
-        if goal_tokens.shape[-2:] != context_tokens.shape[-2:]:
-            raise ValueError(
-                f"goal tokens {tuple(goal_tokens.shape)} do not match context tokens "
-                f"{tuple(context_tokens.shape)}"
-            )
-        for name, t in (("context_tokens", context_tokens), ("context_states", context_states),
-                        ("goal_tokens", goal_tokens)):
-            if not torch.isfinite(t).all():
-                raise ValueError(f"{name} contains NaN or Inf")
-        device = context_tokens.device
-        gen = generator if generator is not None else self._gen(device)
-        mean, std = self._initial(device, init_mean)
-        searched = std > 0  # [H, 7]: dims that are sampled at all
-        grip_cols = torch.zeros(ACTION_DIM, dtype=torch.bool, device=device)
-        grip_cols[_GRIP] = True
-        m_mean = torch.where(grip_cols, c.momentum_mean_gripper, c.momentum_mean).to(device)
-        m_std = torch.where(grip_cols, c.momentum_std_gripper, c.momentum_std).to(device)
-
-        best_e = math.inf
-        best_a = mean.clone()
-        elite_hist: list[float] = []
-        t_unroll = 0.0
-        cancelled = False
-        for _ in range(c.iterations):
-            if cancel is not None and cancel():
-                cancelled = True
-                break
-            noise = torch.randn(c.samples, c.horizon, ACTION_DIM, generator=gen, device=device)
-            actions = self.constrain(mean + std * noise)
-            tu = time.perf_counter()
-            energy = self._score(context_tokens, context_states, goal_tokens, actions)
-            t_unroll += time.perf_counter() - tu
-            vals, idx = torch.topk(energy, c.topk, largest=False)
-            elites = actions[idx]  # [K, H, 7]
-            if float(vals[0]) < best_e:
-                best_e = float(vals[0])
-                best_a = elites[0].clone()
-            elite_hist.append(float(vals.mean()))
-            new_mean = elites.mean(dim=0)
-            new_std = elites.std(dim=0)
-            mean = torch.where(searched, (1 - m_mean) * new_mean + m_mean * mean, mean)
-            std = torch.where(searched, ((1 - m_std) * new_std + m_std * std).clamp_min(c.min_std), std)
-
-        plan = self.constrain(mean.unsqueeze(0))[0]
-        if c.gripper_round > 0:
-            g = plan[:, _GRIP]
-            plan[:, _GRIP] = torch.where(g.abs() < c.gripper_round, torch.zeros_like(g), g)
-        plan_energy = math.nan
-        if not cancelled:
-            self._last_mean = mean.clone()
-            tu = time.perf_counter()
-            plan_energy = float(self._score(context_tokens, context_states, goal_tokens, plan.unsqueeze(0))[0])
-            t_unroll += time.perf_counter() - tu
-        total = (time.perf_counter() - t0) * 1e3
-        return PlanResult(
-            actions=plan,
-            mean=mean,
-            std=std,
-            best_actions=best_a,
-            best_energy=best_e,
-            energy=plan_energy,
-            elite_energy=elite_hist,
-            samples_evaluated=c.samples * len(elite_hist),
-            timings_ms={"total": total, "unroll": t_unroll * 1e3, "sampling": total - t_unroll * 1e3},
-            cancelled=cancelled,
-        )
+        ctx, st, goal = self.check_inputs(context_tokens, context_states, goal_tokens)
+        s = self.search(ctx, st, goal, init_mean, generator, cancel)
+        return self.finalize(s, ctx, st, goal)
