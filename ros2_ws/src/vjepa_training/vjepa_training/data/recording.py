@@ -23,12 +23,18 @@ from vjepa_core.franka import CURRENT_POSE_TOPIC, GRIPPER_JOINT_STATES_TOPIC, JO
 
 from .bagio import STORAGES, BagWriter
 
-__all__ = ["CAMERA_IMAGE_TOPIC", "DEFAULT_TOPICS", "EpisodeRecorder", "RecorderConfig"]
+__all__ = ["CAMERA_COMPRESSED_TOPIC", "CAMERA_IMAGE_TOPIC", "DEFAULT_TOPICS", "EpisodeRecorder", "RecorderConfig"]
 
 #: The camera topic recorded, and built into datasets, by default (the Franka topics come from vjepa_core.franka).
 CAMERA_IMAGE_TOPIC = "/camera/image_raw"
-#: What ``recorder_node`` records unless told otherwise: camera, end-effector pose, gripper, joint states.
-DEFAULT_TOPICS = [CAMERA_IMAGE_TOPIC, CURRENT_POSE_TOPIC, GRIPPER_JOINT_STATES_TOPIC, JOINT_STATES_TOPIC]
+#: Its image_transport ``compressed`` twin (``sensor_msgs/CompressedImage``): recorded when a camera publishes it;
+#: ``vjepa-dataset build`` reads it when the raw image topic is absent.
+CAMERA_COMPRESSED_TOPIC = CAMERA_IMAGE_TOPIC + "/compressed"
+#: What ``recorder_node`` records unless told otherwise: camera (raw and compressed, whichever is published),
+#: end-effector pose, gripper, joint states. config/recorder.yaml and config/record_topics.yaml list the same
+#: topics (tests/test_node_parameters.py checks it).
+DEFAULT_TOPICS = [CAMERA_IMAGE_TOPIC, CAMERA_COMPRESSED_TOPIC, CURRENT_POSE_TOPIC, GRIPPER_JOINT_STATES_TOPIC,
+                  JOINT_STATES_TOPIC]
 
 
 @dataclass
