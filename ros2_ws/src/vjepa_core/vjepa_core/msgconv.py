@@ -179,7 +179,7 @@ def pose_xyzq_from_msg(msg: Any) -> np.ndarray:
     except (AttributeError, TypeError, ValueError) as exc:
         raise MessageError(f"pose fields are missing or not numbers: {exc}") from exc
     if not np.all(np.isfinite(out)):
-        raise MessageError(f"pose has non-finite values: {out.tolist()}")
+        raise MessageError(f"pose has non-finite values (NaN or inf): {out.tolist()}")
     if np.linalg.norm(out[3:]) < 1e-6:
         raise MessageError("pose quaternion is zero")
     return out

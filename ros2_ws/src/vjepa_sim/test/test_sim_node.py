@@ -22,12 +22,19 @@ from sensor_msgs.msg import CameraInfo, Image, JointState  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
 import vjepa_interfaces.msg  # noqa: E402,F401
+from vjepa_core.franka import MAX_GRIPPER_WIDTH  # noqa: E402
+from vjepa_core.msgconv import fill_pose_xyzq, gripper_closedness, pose_xyzq_from_msg  # noqa: E402
 from vjepa_interfaces.msg import GripperCommand, TaskState  # noqa: E402
 from vjepa_interfaces.srv import RenderGoal, ResetSim  # noqa: E402
 from vjepa_sim.sim_node import QOS_COMMAND, QOS_POSE, QOS_STATE, SimNode  # noqa: E402
 from vjepa_sim.tasks import make_episode  # noqa: E402
 
 DOMAIN_ID = 160 + os.getpid() % 40  # one domain per test process, away from the default 0
+
+
+def finger_width(msg):
+    """The finger opening [m] of a gripper JointState, through vjepa_core.msgconv (closedness = 1 - width / max)."""
+    return (1.0 - gripper_closedness(msg)) * MAX_GRIPPER_WIDTH
 
 
 def t_of(stamp) -> float:
@@ -92,9 +99,7 @@ class Probe:
     def send_target(self, pos, quat=(1.0, 0.0, 0.0, 0.0)):
         msg = PoseStamped()
         msg.header.frame_id = "fr3_link0"
-        msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in pos)
-        (msg.pose.orientation.x, msg.pose.orientation.y, msg.pose.orientation.z,
-         msg.pose.orientation.w) = (float(v) for v in quat)
+        fill_pose_xyzq(msg.pose, pos, quat)
         self.target_pub.publish(msg)
 
     def status_after(self, t0, source="target"):
@@ -177,7 +182,7 @@ def test_topics_services_types_and_qos(graph):
     assert list(joints.name) == [f"fr3_joint{i}" for i in range(1, 8)] + ["fr3_finger_joint1", "fr3_finger_joint2"]
     grip = probe.last("gripper")
     assert list(grip.name) == ["fr3_finger_joint1", "fr3_finger_joint2"]
-    assert sum(grip.position) == pytest.approx(sim.sim.gripper_width(), abs=0.005)
+    assert gripper_closedness(grip) == pytest.approx(sim.sim.gripper_closedness(), abs=0.005 / 0.08)
     # rates in sim time
     probe.wait(lambda: len(probe.all("joints")) > 20 and len(probe.all("image")) > 4, what="a few seconds of data")
     dj = np.diff([t_of(m.header.stamp) for m in probe.all("joints")[-15:]])
@@ -188,8 +193,7 @@ def test_topics_services_types_and_qos(graph):
 
 def test_commanded_target_10cm_away_is_reached_within_1cm_in_5s_and_images_change(graph):
     _, probe = graph
-    pose = probe.last("pose").pose
-    start = np.array([pose.position.x, pose.position.y, pose.position.z])
+    start = pose_xyzq_from_msg(probe.last("pose"))[:3]
     goal = start + np.array([0.0, 0.08, -0.06])  # 10 cm
     image_before = np.frombuffer(bytes(probe.last("image").data), np.uint8)
     t0 = probe.now()
@@ -197,8 +201,7 @@ def test_commanded_target_10cm_away_is_reached_within_1cm_in_5s_and_images_chang
 
     def reached():
         for m in probe.all("pose"):
-            p = m.pose.position
-            if t_of(m.header.stamp) > t0 and np.linalg.norm([p.x - goal[0], p.y - goal[1], p.z - goal[2]]) < 0.01:
+            if t_of(m.header.stamp) > t0 and np.linalg.norm(pose_xyzq_from_msg(m)[:3] - goal) < 0.01:
                 return t_of(m.header.stamp)
         return None
 
@@ -237,7 +240,7 @@ def test_gripper_command_moves_fingers_and_nan_is_rejected(graph):
     t0 = probe.now()
     probe.gripper_pub.publish(GripperCommand(width=0.03, speed=0.1, grasp=False, force=0.0))
     assert probe.status_after(t0, "gripper")["status"] == "accepted"
-    probe.wait(lambda: abs(sum(probe.last("gripper").position) - 0.03) < 0.002, what="gripper at 3 cm")
+    probe.wait(lambda: abs(finger_width(probe.last("gripper")) - 0.03) < 0.002, what="gripper at 3 cm")
     t1 = probe.now()
     probe.gripper_pub.publish(GripperCommand(width=math.nan, speed=0.1))
     assert probe.status_after(t1, "gripper")["status"] == "rejected"
@@ -250,21 +253,18 @@ def test_render_goal_and_reset_services(graph):
     probe.wait(lambda: t_of(probe.last("pose").header.stamp) > t + 0.3, what="poses after the reset")
     before = probe.last("pose").pose.position
     req = RenderGoal.Request()
-    req.pose.position.x, req.pose.position.y, req.pose.position.z = 0.5, -0.12, 0.15
-    req.pose.orientation.x, req.pose.orientation.w = 1.0, 0.0
+    fill_pose_xyzq(req.pose, (0.5, -0.12, 0.15), (1.0, 0.0, 0.0, 0.0))
     req.gripper = 1.0
     res = probe.call(probe.goal_cli, req)
     assert res.success, res.message
     assert (res.image.width, res.image.height, res.image.encoding) == (256, 256, "rgb8")
-    a = res.achieved_pose.position
-    assert np.linalg.norm([a.x - 0.5, a.y + 0.12, a.z - 0.15]) < 1e-3
+    assert np.linalg.norm(pose_xyzq_from_msg(res.achieved_pose)[:3] - (0.5, -0.12, 0.15)) < 1e-3
     t = probe.now()
     probe.wait(lambda: t_of(probe.last("pose").header.stamp) > t, what="a pose after the goal render")
     after = probe.last("pose").pose.position
     assert np.linalg.norm([after.x - before.x, after.y - before.y, after.z - before.z]) < 1e-3  # undisturbed
     bad = RenderGoal.Request()
-    bad.pose.position.x = math.nan
-    bad.pose.orientation.w = 1.0
+    fill_pose_xyzq(bad.pose, (math.nan, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0))
     res_bad = probe.call(probe.goal_cli, bad)
     assert not res_bad.success and "NaN" in res_bad.message
 
@@ -281,7 +281,7 @@ def test_render_goal_and_reset_services(graph):
     assert bytes(f1.data) == bytes(f2.data)  # identical seeds, identical images
     assert bytes(f1.data) != bytes(f3.data)
     bad_reset = ResetSim.Request(seed=3, use_start_pose=True)
-    bad_reset.start_pose.position.x = math.nan
+    fill_pose_xyzq(bad_reset.start_pose, (math.nan, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0))
     res = probe.call(probe.reset_cli, bad_reset)
     assert not res.success and "NaN" in res.message
     t1 = probe.now()
@@ -304,8 +304,7 @@ def test_tiled_camera_publishes_one_stacked_image_and_no_separate_topic():
         res = probe.call(probe.goal_cli, RenderGoal.Request(pose=PoseStamped().pose, gripper=0.0))
         assert not res.success  # an all-zero quaternion is refused, the tiled camera does not change that
         req = RenderGoal.Request()
-        req.pose.position.x, req.pose.position.y, req.pose.position.z = 0.5, 0.0, 0.2
-        req.pose.orientation.x = 1.0
+        fill_pose_xyzq(req.pose, (0.5, 0.0, 0.2), (1.0, 0.0, 0.0, 1.0))  # normalized by the sim
         res = probe.call(probe.goal_cli, req)
         assert res.success and (res.image.width, res.image.height) == (96, 96), res.message
 
@@ -358,7 +357,7 @@ def test_task_reset_goal_images_and_task_state_over_the_graph(graph):
     assert not bad.success and "goal index" in bad.message
     # wrong number of explicit object poses: refused
     q = RenderGoal.Request()
-    q.pose.position.x, q.pose.position.z, q.pose.orientation.x = 0.5, 0.2, 1.0
+    fill_pose_xyzq(q.pose, (0.5, 0.0, 0.2), (1.0, 0.0, 0.0, 1.0))
     q.object_poses = [res.object_poses[0], res.object_poses[0]]
     bad = probe.call(probe.goal_cli, q)
     assert not bad.success and "objects must give 1" in bad.message

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 import yaml
 
+from vjepa_core.franka import GRIPPER_JOINT_STATES_TOPIC, MAX_GRIPPER_WIDTH
+from vjepa_core.msgconv import fill_pose_xyzq, gripper_closedness
 from vjepa_interfaces.msg import PlanStatus, TaskState
 from vjepa_sim.cli import main
 from vjepa_sim.pipeline.eval import plan_states
@@ -56,11 +58,8 @@ def test_plan_states_come_from_the_message_constants():
 def test_scene_state_from_a_task_state_message():
     msg = TaskState()
     msg.task, msg.task_object = "grasp", 0
-    msg.ee_pose.position.x, msg.ee_pose.position.y, msg.ee_pose.position.z = 0.5, 0.1, 0.12
-    msg.ee_pose.orientation.x = 1.0
-    pose = msg.ee_pose.__class__()
-    pose.position.x, pose.position.y, pose.position.z = 0.5, 0.1, 0.121
-    pose.orientation.w = 1.0
+    fill_pose_xyzq(msg.ee_pose, (0.5, 0.1, 0.12), (1.0, 0.0, 0.0, 1.0))
+    pose = fill_pose_xyzq(msg.ee_pose.__class__(), (0.5, 0.1, 0.121), (0.0, 0.0, 0.0, 1.0))
     msg.object_poses = [pose]
     msg.gripper_width, msg.finger_contacts, msg.object_speed = 0.0505, [True, True], 0.01
     state = scene_state(msg, "cup")
@@ -186,8 +185,8 @@ def test_collect_with_the_manipulation_config_records_play(tmp_path, ros_domain_
     widths = []
     with BagReader(bag) as reader:
         types = reader.topics
-        for topic, _, raw in reader.messages(["/franka_gripper/joint_states"]):
-            widths.append(sum(reader.deserialize(raw, types[topic]).position))
+        for topic, _, raw in reader.messages([GRIPPER_JOINT_STATES_TOPIC]):  # finger opening [m], via msgconv
+            widths.append((1.0 - gripper_closedness(reader.deserialize(raw, types[topic]))) * MAX_GRIPPER_WIDTH)
     widths = np.array(widths)
     assert len(widths) > 100
     holding = (widths > 0.035) & (widths < 0.06)  # closed on a 4 cm box or a 5 cm cup

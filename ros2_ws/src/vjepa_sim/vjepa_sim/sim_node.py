@@ -42,14 +42,14 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import String
 
 from vjepa_core import franka
-from vjepa_core.msgconv import fill_pose_xyzq
+from vjepa_core.msgconv import MessageError, fill_pose_xyzq, pose_xyzq_from_msg
 from vjepa_interfaces.msg import GripperCommand, TaskState
 from vjepa_interfaces.srv import RenderGoal, ResetSim
 
 from . import tasks
 from .config import camera_topic, config_from_ros_params, default_ros_params
 from .explore import make_explorer
-from .scene import MAX_GRIPPER_WIDTH, FrankaSim
+from .scene import MAX_GRIPPER_WIDTH, FrankaSim, TargetResult
 
 __all__ = ["QOS_CAMERA", "QOS_COMMAND", "QOS_POSE", "QOS_STATE", "SimNode", "main"]
 
@@ -130,6 +130,14 @@ def _stamp(t: float) -> object:
 
 def _pose_msg(pos: object, quat: object) -> Pose:
     return fill_pose_xyzq(Pose(), pos, quat)
+
+
+def _pose_tuple(pose: object) -> tuple:
+    """``(position[3], quaternion[4])`` of an incoming ``geometry_msgs/Pose`` (or ``PoseStamped``), read by
+    :func:`vjepa_core.msgconv.pose_xyzq_from_msg`: raises its ``MessageError`` (a ``ValueError``) for NaN/inf or a
+    zero quaternion, which the callers refuse like the simulator's own checks."""
+    xyzq = pose_xyzq_from_msg(pose)
+    return xyzq[:3], xyzq[3:]
 
 
 def _image_msg(img: object, stamp: object, frame_id: str) -> Image:
@@ -277,10 +285,6 @@ class SimNode(Node):
             self._pending_gripper = msg
 
     def _on_reset(self, request: ResetSim.Request, response: ResetSim.Response) -> ResetSim.Response:
-        start = None
-        if request.use_start_pose:
-            o, q = request.start_pose.position, request.start_pose.orientation
-            start = ((o.x, o.y, o.z), (q.x, q.y, q.z, q.w))
         episode = None
         if request.task:
             try:
@@ -300,6 +304,7 @@ class SimNode(Node):
                     pos, quat = tasks.reset_sim(self.sim, episode)
                     what = f"task {episode.task} ({episode.kind}), seed {request.seed}"
                 else:
+                    start = _pose_tuple(request.start_pose) if request.use_start_pose else None
                     pos, quat = self.sim.reset(int(request.seed), start, float(request.gripper))
                     what = f"seed {request.seed}"
                 response.success = True
@@ -339,10 +344,7 @@ class SimNode(Node):
         response.goal_object_poses = [_pose_msg(*g.object_poses[ep.task_object]) for g in ep.goals]
 
     def _on_render_goal(self, request: RenderGoal.Request, response: RenderGoal.Response) -> RenderGoal.Response:
-        o, q = request.pose.position, request.pose.orientation
-        objects = [((m.position.x, m.position.y, m.position.z),
-                    (m.orientation.x, m.orientation.y, m.orientation.z, m.orientation.w))
-                   for m in request.object_poses] or None
+        objects = None
         try:
             with self._lock:
                 if request.use_task_goal:
@@ -351,8 +353,9 @@ class SimNode(Node):
                     goal = tasks.render_goal(self.sim, self._task, int(request.goal_index), request.camera or None)
                     objects = list(self._task.goals[int(request.goal_index)].object_poses)
                 else:
-                    goal = self.sim.render_goal((o.x, o.y, o.z), (q.x, q.y, q.z, q.w), request.gripper,
-                                                request.camera or None, objects=objects)
+                    pos, quat = _pose_tuple(request.pose)
+                    objects = [_pose_tuple(m) for m in request.object_poses] or None
+                    goal = self.sim.render_goal(pos, quat, request.gripper, request.camera or None, objects=objects)
                 if objects is None:
                     objects = [(s.position, s.quaternion) for s in self.sim.object_states()]
                 cam = self.sim.camera(request.camera or None)
@@ -410,8 +413,12 @@ class SimNode(Node):
                 self.sim.set_gripper(0.0 if act.close else MAX_GRIPPER_WIDTH, grasp=act.close)
             target = None  # the autopilot owns the arm
         if target is not None:
-            o, q = target.pose.position, target.pose.orientation
-            self._report(self.sim.set_target((o.x, o.y, o.z), (q.x, q.y, q.z, q.w)), "target")
+            try:
+                pos, quat = _pose_tuple(target)
+            except MessageError as err:  # refused as the simulator refuses a NaN or degenerate target
+                self._report(TargetResult("rejected", f"target rejected: {err}"), "target")
+            else:
+                self._report(self.sim.set_target(pos, quat), "target")
         if grip is not None:
             try:
                 warning = self.sim.set_gripper(grip.width, grip.speed, grip.grasp, grip.force)

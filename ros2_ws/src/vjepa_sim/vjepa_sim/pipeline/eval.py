@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vjepa_core.msgconv import pose_xyzq_from_msg
+
 from .experimenter import Experimenter, image_array, pose_msg
 from .graph import NodeGraph
 from .report import summarize, write_episode_figure, write_json, write_report
@@ -122,8 +124,7 @@ def _run_episode(ex: Experimenter, task: dict, policy: str, e: dict, rng: np.ran
     goal = ex.call(ex.render_cli, req, "/sim_node/render_goal")
     if not goal.success:
         raise RuntimeError(f"episode {task['index']}: goal not reachable: {goal.message}")
-    a = goal.achieved_pose.position
-    target = np.array([a.x, a.y, a.z])  # the pose the goal image shows
+    target = pose_xyzq_from_msg(goal.achieved_pose)[:3]  # the pose the goal image shows
     goal_img = image_array(goal.image)
     ex.wait(lambda: ex.image is not None and ex.image[0] >= t_reset, 30.0, "a camera frame after the reset")
     with ex.lock:

@@ -16,7 +16,7 @@ import numpy as np
 
 from vjepa_core.franka import BASE_FRAME, CURRENT_POSE_TOPIC, EQUILIBRIUM_POSE_TOPIC, MAX_GRIPPER_WIDTH
 from vjepa_core.imgmsg import image_to_rgb
-from vjepa_core.msgconv import fill_pose_xyzq
+from vjepa_core.msgconv import MessageError, fill_pose_xyzq, pose_xyzq_from_msg
 from vjepa_core.msgconv import stamp_to_seconds as stamp_seconds
 
 from .graph import NodeGraph
@@ -104,9 +104,12 @@ class Experimenter:
 
     # ---- subscriptions
     def _on_pose(self, msg: Any) -> None:
-        p = msg.pose.position
+        try:
+            xyz = pose_xyzq_from_msg(msg)[:3]
+        except MessageError:
+            return  # the simulator never publishes one; keep the last good pose
         with self.lock:
-            self.pose = np.array([p.x, p.y, p.z])
+            self.pose = xyz
 
     def _on_image(self, msg: Any) -> None:
         if msg.encoding != "rgb8":

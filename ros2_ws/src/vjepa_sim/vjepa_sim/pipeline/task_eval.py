@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from vjepa_core.msgconv import pose_xyzq_from_msg
+
 from .. import tasks
 from ..scripted import make_policy
 from .eval import graph_nodes, plan_states
@@ -58,20 +60,16 @@ def episode_specs(n: int, seed: int) -> list:
     return [{"index": i, "scene_seed": 10_000 + 1000 * int(seed) + i, "kind": KINDS[i % 2]} for i in range(n)]
 
 
-def _xyz(p: Any) -> np.ndarray:
-    return np.array([p.x, p.y, p.z])
-
-
-def _quat(o: Any) -> np.ndarray:
-    return np.array([o.x, o.y, o.z, o.w])
+def _xyz(pose: Any) -> np.ndarray:
+    """The position of a ``geometry_msgs/Pose`` (:func:`vjepa_core.msgconv.pose_xyzq_from_msg`)."""
+    return pose_xyzq_from_msg(pose)[:3]
 
 
 def scene_state(msg: Any, kind: str) -> tasks.SceneState:
     """A :class:`vjepa_sim.tasks.SceneState` from a ``vjepa_interfaces/TaskState`` message."""
-    obj = msg.object_poses[msg.task_object]
-    return tasks.SceneState(_xyz(msg.ee_pose.position), _quat(msg.ee_pose.orientation), float(msg.gripper_width),
-                            kind, _xyz(obj.position), _quat(obj.orientation), float(msg.object_speed),
-                            tuple(bool(c) for c in msg.finger_contacts))
+    ee, obj = pose_xyzq_from_msg(msg.ee_pose), pose_xyzq_from_msg(msg.object_poses[msg.task_object])
+    return tasks.SceneState(ee[:3], ee[3:], float(msg.gripper_width), kind, obj[:3], obj[3:],
+                            float(msg.object_speed), tuple(bool(c) for c in msg.finger_contacts))
 
 
 def _settle(ex: Experimenter, target: np.ndarray | None, t_cmd: float) -> Any:
@@ -85,7 +83,7 @@ def _settle(ex: Experimenter, target: np.ndarray | None, t_cmd: float) -> Any:
         cur = ex.task_state_after(stamp_seconds(prev.header.stamp) + 1e-6)
         t = stamp_seconds(cur.header.stamp)
         if t >= t_cmd + SETTLE_MIN_S:
-            ee, pee = _xyz(cur.ee_pose.position), _xyz(prev.ee_pose.position)
+            ee, pee = _xyz(cur.ee_pose), _xyz(prev.ee_pose)
             arm = (target is not None and np.linalg.norm(ee - target) < 0.003) or np.linalg.norm(ee - pee) < 0.0004
             fingers = abs(cur.gripper_width - prev.gripper_width) < 0.0004
             if (arm and fingers) or t >= t_cmd + SETTLE_MAX_S:
@@ -207,7 +205,7 @@ def _run_subgoals_policy(ex: Experimenter, episode: tasks.TaskEpisode, policy: A
 
 
 def _pose_tuple(pose: Any) -> tuple:
-    return tuple(round(float(v), 6) for v in (*_xyz(pose.position), *_quat(pose.orientation)))
+    return tuple(round(float(v), 6) for v in pose_xyzq_from_msg(pose))
 
 
 def _run_task_episode(ex: Experimenter, task: str, spec: dict, policy_name: str, maxnorm: float, force: float,
@@ -238,7 +236,7 @@ def _run_task_episode(ex: Experimenter, task: str, spec: dict, policy_name: str,
         goal_imgs.append(image_array(g.image))
     start_img = ex.image_after(t_reset)
     first = ex.task_state_after(t_reset)
-    start_obj = _xyz(first.object_poses[first.task_object].position)
+    start_obj = _xyz(first.object_poses[first.task_object])
     switch_frames: list = []
     switch_times: list = []
 
@@ -269,8 +267,8 @@ def _run_task_episode(ex: Experimenter, task: str, spec: dict, policy_name: str,
         "resting": bool(final.resting),
         "target": [round(float(res.target.x), 4), round(float(res.target.y), 4), round(float(res.target.z), 4)],
         "object_start": [round(float(v), 4) for v in start_obj],
-        "object_final": [round(float(v), 4) for v in _xyz(obj.position)],
-        "ee_final": [round(float(v), 4) for v in _xyz(final.ee_pose.position)],
+        "object_final": [round(float(v), 4) for v in _xyz(obj)],
+        "ee_final": [round(float(v), 4) for v in _xyz(final.ee_pose)],
         "goals": [{"name": n, "max_steps": b, "steps": s, "ended": m}
                   for n, b, s, m in zip(res.goal_names, budgets, steps_per_goal, messages)],
         "steps": len(trace), "steps_per_goal": steps_per_goal,
