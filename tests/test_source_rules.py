@@ -104,3 +104,100 @@ def test_normalization_scan_catches_copies(tmp_path):
 @pytest.mark.parametrize("entry", sorted(NORMALIZATION_ALLOWED))
 def test_normalization_allow_list_names_real_files(entry):
     assert (ROOT / entry).is_file(), f"{entry} is gone: drop it from NORMALIZATION_ALLOWED"
+
+
+# ------------------------------------------------------------------------------------------------ msgconv
+# Where poses and gripper states are converted through vjepa_core.msgconv only: the simulator package, its tests
+# and the benchmarks (issue 14: "all nodes, the sim pipeline and tests use it").
+MSGCONV_SCOPE = ("ros2_ws/src/vjepa_sim/", "bench/")
+
+
+def message_field_sites(path: Path) -> list[str]:
+    """``file:line what`` for each pose field read or written by hand (``<msg>.position.x``,
+    ``<msg>.orientation.w``, ...) and each gripper width summed from ``<msg>.position``."""
+    rel = _rel(path)
+    tree = ast.parse(path.read_text(), rel)
+    found = []
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and node.attr in ("x", "y", "z", "w")
+                and isinstance(node.value, ast.Attribute)
+                and node.value.attr in ("position", "orientation", "translation", "rotation")):
+            found.append(f"{rel}:{node.lineno} .{node.value.attr}.{node.attr}")
+        elif (isinstance(node, ast.Call) and _dotted(node.func) in ("sum", "np.sum") and node.args
+              and isinstance(node.args[0], ast.Attribute) and node.args[0].attr == "position"):
+            found.append(f"{rel}:{node.lineno} sum(....position)")
+    return found
+
+
+def test_sim_and_bench_convert_messages_through_msgconv():
+    paths = [p for p in sorted((SRC / "vjepa_sim").rglob("*.py")) + bench_sources()
+             if _rel(p).startswith(MSGCONV_SCOPE)]
+    found = [hit for path in paths for hit in message_field_sites(path)]
+    assert not found, ("read and write poses and gripper states with vjepa_core.msgconv "
+                       "(pose_xyzq_from_msg, fill_pose_xyzq, gripper_closedness):\n" + "\n".join(found))
+
+
+def test_message_field_scan_catches_copies(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("p = msg.pose.position\n"
+                      "xyz = (p.x, msg.pose.position.y)\n"
+                      "msg.pose.orientation.w = 1.0\n"
+                      "width = sum(grip.position)\n"
+                      "scale = m.scale.x\n")
+    lines = sorted({hit.split()[0] for hit in message_field_sites(sample)})
+    assert lines == ["sample.py:2", "sample.py:3", "sample.py:4"], lines
+
+
+# ------------------------------------------------------------------------------------------------ threads
+# Library code that sets the thread count from a value the user gave explicitly for that purpose. Keep it short.
+THREADS_ALLOWED = {
+    # the training config's `threads` (vjepa-train, and vjepa-sim pretrain/posttrain, which hand it their --threads)
+    "ros2_ws/src/vjepa_training/vjepa_training/train/engine.py",
+    # the probe config's `threads` (vjepa-train probe / anticipation-probe)
+    "ros2_ws/src/vjepa_training/vjepa_training/train/probe.py",
+    # load_model(threads=...): the nodes pass their `threads` parameter
+    "ros2_ws/src/vjepa_core/vjepa_core/loading.py",
+}
+
+
+def entry_modules() -> set[str]:
+    """The modules behind the packages' console scripts (``name = pkg.module:main`` in each setup.py): process
+    entry points, which may choose the process's thread count."""
+    import re
+
+    found = set()
+    for setup in SRC.glob("*/setup.py"):
+        for module in re.findall(r"=\s*([A-Za-z_][\w.]*):\w+", setup.read_text()):
+            found.add(f"{_rel(setup.parent)}/{module.replace('.', '/')}.py")
+    return found
+
+
+def thread_setting_sites(path: Path) -> list[str]:
+    """``file:line`` of each ``torch.set_num_threads`` / ``set_num_interop_threads`` call in ``path``."""
+    rel = _rel(path)
+    return [f"{rel}:{node.lineno}" for node in ast.walk(ast.parse(path.read_text(), rel))
+            if isinstance(node, ast.Call)
+            and _dotted(node.func).rsplit(".", 1)[-1] in ("set_num_threads", "set_num_interop_threads")]
+
+
+def test_library_code_does_not_set_torch_threads():
+    """Issue 14: "sets torch.set_num_threads from library code". Entry modules (console scripts) and the
+    benchmarks (bench/, not scanned) choose the thread count; library code only applies an explicit setting."""
+    entries = entry_modules()
+    assert "ros2_ws/src/vjepa_sim/vjepa_sim/cli.py" in entries and len(entries) >= 10, sorted(entries)
+    found = [hit for path in library_sources() if _rel(path) not in entries | THREADS_ALLOWED
+             for hit in thread_setting_sites(path)]
+    assert not found, "set torch threads in the entry point (its main), not in library code:\n" + "\n".join(found)
+
+
+def test_thread_scan_catches_calls(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("import torch\nfrom torch import set_num_threads\n"
+                      "torch.set_num_threads(2)\nset_num_threads(1)\ntorch.get_num_threads()\n"
+                      "torch.set_num_interop_threads(1)\n")
+    assert [hit.split(":")[1] for hit in thread_setting_sites(sample)] == ["3", "4", "6"]
+
+
+@pytest.mark.parametrize("entry", sorted(THREADS_ALLOWED))
+def test_thread_allow_list_entries_still_set_threads(entry):
+    assert thread_setting_sites(ROOT / entry), f"{entry} no longer sets threads: drop it from THREADS_ALLOWED"

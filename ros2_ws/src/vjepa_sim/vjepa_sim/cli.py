@@ -189,10 +189,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _set_threads(threads: int | None) -> None:
+    """The pipeline stages' ``--threads``: torch's CPU threads of this process, set once here (0: torch's default).
+    The stages that train in-process also hand it to the training config, so the training does not replace it."""
+    if threads is None:
+        return
+    if threads < 0:
+        raise ValueError(f"--threads must be >= 0, got {threads}")
+    if threads > 0:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def main(argv: list | None = None) -> int:
     """Entry point: parse, run the subcommand, turn ``ValueError`` into a one-line error (exit 2)."""
     args = build_parser().parse_args(argv)
     try:
+        _set_threads(getattr(args, "threads", None))
         return int(args._run(args) or 0)
     except (ValueError, OSError) as err:
         print(f"vjepa-sim {args.command}: error: {err}", file=sys.stderr)

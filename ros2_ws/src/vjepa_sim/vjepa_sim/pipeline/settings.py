@@ -163,4 +163,5 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", metavar="DIR", default=None,
                         help="stage outputs directory (default: the settings' workdir, runs/sim_pipeline)")
     parser.add_argument("--threads", type=int, default=2,
-                        help="torch CPU threads of this process (default 2; 0 = torch's default)")
+                        help="torch CPU threads of this process, also for in-process training (replaces the "
+                             "training config's threads; default 2; 0 = torch's default)")

@@ -39,9 +39,12 @@ add_arguments_posttrain = _train_arguments
 
 
 def _train(kind: str, config: Path, out: Path, dataset: Path, overrides: list, max_steps: int | None,
-           model: dict | None = None) -> dict:
+           model: dict | None = None, threads: int | None = None) -> dict:
     """Load ``config`` (plus the user's ``--set`` overrides), point it at the pipeline's dataset and run
-    directory, and run the training in-process (resumes from ``out/latest.pt``). Returns its summary."""
+    directory, and run the training in-process (resumes from ``out/latest.pt``). Returns its summary.
+
+    ``threads`` (``vjepa-sim --threads``) replaces the config's ``threads`` (0: torch's default, untouched), so
+    the training does not change the thread count the command line chose; None keeps the config's."""
     from vjepa_training.train.config import PosttrainConfig, PretrainConfig, SourceConfig, load_config
 
     cls = PretrainConfig if kind == "pretrain" else PosttrainConfig
@@ -50,6 +53,8 @@ def _train(kind: str, config: Path, out: Path, dataset: Path, overrides: list, m
     changes: dict = {"out": str(out), "data": data}
     if max_steps is not None:
         changes["max_steps"] = max_steps
+    if threads is not None:
+        changes["threads"] = threads
     if model:
         changes["model"] = replace(cfg.model, **model)
     cfg = replace(cfg, **changes)  # __post_init__ validates the combined config again
@@ -60,14 +65,16 @@ def _train(kind: str, config: Path, out: Path, dataset: Path, overrides: list, m
     return run_task(cfg)
 
 
-def pretrain(settings: Settings, max_steps: int | None = None, overrides: list | None = None) -> Path:
-    """Pretrain the encoder into ``WORKDIR/pretrain`` (resumes). Returns the run directory."""
+def pretrain(settings: Settings, max_steps: int | None = None, overrides: list | None = None,
+             threads: int | None = None) -> Path:
+    """Pretrain the encoder into ``WORKDIR/pretrain`` (resumes). Returns the run directory. ``threads``: torch CPU
+    threads of the training (replaces the config's; None keeps it)."""
     dataset = settings.dataset
     if not (dataset / "index.json").is_file():
         raise ValueError(f"no dataset at {dataset} (run `vjepa-sim build` first)")
     run = settings.pretrain_run
     _train("pretrain", settings.path(settings.section("pretrain")["config"]), run, dataset, overrides or [],
-           max_steps)
+           max_steps, threads=threads)
     return run
 
 
@@ -79,8 +86,10 @@ def encoder_config_path(settings: Settings) -> Path:
     return path
 
 
-def posttrain(settings: Settings, max_steps: int | None = None, overrides: list | None = None) -> Path:
-    """Cache latents of the frozen pretrained encoder, then post-train the AC predictor (resumes)."""
+def posttrain(settings: Settings, max_steps: int | None = None, overrides: list | None = None,
+              threads: int | None = None) -> Path:
+    """Cache latents of the frozen pretrained encoder, then post-train the AC predictor (resumes). ``threads``: torch
+    CPU threads of the training (replaces the config's; None keeps it)."""
     from vjepa_training.data.latents import encode_dataset, encoder_from_checkpoint
 
     ckpt = settings.pretrain_run / "latest.pt"
@@ -95,7 +104,8 @@ def posttrain(settings: Settings, max_steps: int | None = None, overrides: list 
     print(f"posttrain: latent cache ready in {time.monotonic() - t0:.0f} s")
     run = settings.posttrain_run
     _train("posttrain", settings.path(settings.section("posttrain")["config"]), run, dataset, overrides or [],
-           max_steps, model={"encoder_checkpoint": str(ckpt), "encoder": encoder, "encoder_key": "target_encoder"})
+           max_steps, model={"encoder_checkpoint": str(ckpt), "encoder": encoder, "encoder_key": "target_encoder"},
+           threads=threads)
     return run
 
 
@@ -103,7 +113,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
     """Entry point of ``vjepa-sim pretrain``."""
     s = load_settings(args.pipeline, args.workdir)
     t0 = time.monotonic()
-    run = pretrain(s, args.max_steps, args.overrides)
+    run = pretrain(s, args.max_steps, args.overrides, threads=args.threads)
     print(f"pretrain: {run} ({time.monotonic() - t0:.0f} s)")
     return 0
 
@@ -112,6 +122,6 @@ def run_posttrain(args: argparse.Namespace) -> int:
     """Entry point of ``vjepa-sim posttrain``."""
     s = load_settings(args.pipeline, args.workdir)
     t0 = time.monotonic()
-    run = posttrain(s, args.max_steps, args.overrides)
+    run = posttrain(s, args.max_steps, args.overrides, threads=args.threads)
     print(f"posttrain: {run} ({time.monotonic() - t0:.0f} s)")
     return 0
