@@ -155,6 +155,52 @@ def test_cache_without_a_recorded_key_is_refused(setup, tmp_path, caplog):
     assert "image size 64 px, not 32 px" in caplog.text
 
 
+def test_latent_cache_keyed_by_normalization(setup, tmp_path, caplog):
+    """The normalization part of the cache key: a cache of layer-normed tokens is refused by a run that needs raw
+    ones (``normalize_reps: false``), named or picked by ``auto``, and used by a run that layer-norms anyway."""
+    from vjepa_training.data.latents import LatentCacheError, LatentKey, read_cache_key
+
+    data, enc = setup
+    data2 = tmp_path / "shards"
+    shutil.copytree(data, data2)
+    shutil.rmtree(data2 / "latents")  # only a layer-normed cache of the right encoder, section and size
+    fn, ident = encoder_from_checkpoint(enc, ENC)
+    normed = encode_dataset(data2, fn, ident, batch_size=16, layer_norm=True, progress=False).name
+    key = read_cache_key(data2 / "latents" / normed)
+    assert key == LatentKey.of(ident, normalized=True) and normed.endswith(".ln")
+    why = "layer-normed tokens, but raw ones are needed (normalize_reps is false)"
+    assert key.differences(ident, normalized_ok=False) == [why]
+    assert key.differences(ident, normalized_ok=True) == []
+    assert LatentKey.of(ident, normalized=False).differences(ident, normalized_ok=False) == []
+    raw = load_config(CONFIG, PosttrainConfig, overrides(data2, enc, tmp_path / "run", "normalize_reps=false"))
+    with caplog.at_level(logging.WARNING, logger="vjepa_train"):
+        assert resolve_latents(raw, str(data2)) is None  # auto: refused, frames are encoded on the fly
+    assert f"{normed}: {why}" in caplog.text
+    named = load_config(CONFIG, PosttrainConfig, overrides(data2, enc, tmp_path / "run", "normalize_reps=false",
+                                                           f"data.latents={normed}"))
+    with pytest.raises(LatentCacheError, match=r"raw ones are needed \(normalize_reps is false\)"):
+        resolve_latents(named, str(data2))
+    normalizing = load_config(CONFIG, PosttrainConfig, overrides(data2, enc, tmp_path / "run"))
+    assert normalizing.normalize_reps and resolve_latents(normalizing, str(data2)) == normed
+
+
+def test_posttrain_encoder_key_default_is_the_latent_cache_default():
+    """One default section: PosttrainConfig's ``model.encoder_key`` is ``latents.DEFAULT_ENCODER_KEY`` itself (the
+    section `vjepa-dataset encode` caches), not a second literal that could drift from it."""
+    import ast
+    import inspect
+
+    from vjepa_training.data.latents import DEFAULT_ENCODER_KEY
+    from vjepa_training.train import config
+
+    cls = next(n for n in ast.parse(inspect.getsource(config)).body
+               if isinstance(n, ast.ClassDef) and n.name == "PosttrainModelConfig")
+    (default,) = [n.value for n in cls.body if isinstance(n, ast.AnnAssign) and n.target.id == "encoder_key"]
+    assert isinstance(default, ast.Name) and default.id == "DEFAULT_ENCODER_KEY", ast.dump(default)
+    assert config.DEFAULT_ENCODER_KEY is DEFAULT_ENCODER_KEY
+    assert PosttrainConfig().model.encoder_key == DEFAULT_ENCODER_KEY
+
+
 def test_acnet_teacher_forcing_and_rollout():
     cfg = {"img_size": 32, "patch_size": 16, "num_frames": 8, "tubelet_size": 2, "embed_dim": 16,
            "predictor_embed_dim": 32, "depth": 1, "num_heads": 2}

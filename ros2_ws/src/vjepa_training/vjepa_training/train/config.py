@@ -22,6 +22,8 @@ import yaml
 
 from vjepa_core.config import ACPredictorConfig, EncoderConfig, PretrainPredictorConfig
 
+from ..data.latents import DEFAULT_ENCODER_KEY
+
 __all__ = [
     "CheckpointConfig",
     "DataConfig",
@@ -251,7 +253,7 @@ class PosttrainModelConfig:
 
     encoder: dict[str, Any] = field(default_factory=lambda: {"preset": "vit_giant"})
     encoder_checkpoint: str | None = None
-    encoder_key: str = "target_encoder"
+    encoder_key: str = DEFAULT_ENCODER_KEY  # the section `vjepa-dataset encode` caches by default
     predictor: dict[str, Any] = field(default_factory=lambda: {"preset": "vit_giant"})
     init_from: str | None = None
     activation_checkpointing: bool = False
