@@ -127,17 +127,39 @@ def test_planner_norms_tokens_once(models):
     assert out.mean(-1).abs().max() < 1e-5 and (out.var(-1, unbiased=False) - 1).abs().max() < 1e-3
 
 
-def test_inference_layer_does_not_import_planning_logic():
-    """Dependencies point planning -> inference: world_model.py imports no planner, energy or CEM config."""
+def planning_imports(path: Path) -> list[str]:
+    """``file:line module`` of each import of the planning layer in ``path`` (absolute, relative, or
+    ``from .. import planning``)."""
     import ast
 
-    import vjepa_core.inference.world_model as wm_module
+    hits = []
+    for n in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(n, ast.ImportFrom):
+            names = [n.module or ""] + [f"{n.module or ''}.{a.name}" for a in n.names]
+        elif isinstance(n, ast.Import):
+            names = [a.name for a in n.names]
+        else:
+            continue
+        hits += [f"{path.name}:{n.lineno} {m}" for m in names if "planning" in m.split(".")][:1]
+    return hits
 
-    tree = ast.parse(Path(wm_module.__file__).read_text())
-    imported = {(n.module or "") for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    assert not {m for m in imported if "planning" in m}, imported
+
+def test_inference_layer_does_not_import_planning_logic(tmp_path):
+    """Dependencies point planning -> inference: no module of the vjepa_core.inference package imports a planner,
+    energy or CEM config."""
+    import vjepa_core.inference as inference
+
+    package = Path(inference.__file__).parent
+    modules = sorted(package.rglob("*.py"))
+    assert {"__init__.py", "world_model.py", "torch_backend.py"} <= {p.name for p in modules}
+    found = [hit for path in modules for hit in planning_imports(path)]
+    assert not found, found
     assert not hasattr(WorldModel, "planner")
+    sample = tmp_path / "sample.py"  # the scan sees each import form
+    sample.write_text("from ..planning import cem\nfrom .. import planning\nimport vjepa_core.planning.energy\n"
+                      "from vjepa_core.planning.cem import CEMConfig\nfrom .base import planning_free\n")
+    assert [h.split()[0] for h in planning_imports(sample)] == ["sample.py:1", "sample.py:2", "sample.py:3",
+                                                                 "sample.py:4"]
 
 
 def test_auto_chunk_size(models):

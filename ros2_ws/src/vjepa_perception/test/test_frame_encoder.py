@@ -58,6 +58,25 @@ def test_a_clip_of_two_frame_sizes_raises():
         enc.push(RNG.integers(0, 256, size=(48, 48, 3), dtype=np.uint8))
 
 
+class _SealedBackend:
+    """Stands in for a backend that FrameEncoder must not look into."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"FrameEncoder read backend.{name}: it should ask the world model")
+
+
+@pytest.mark.parametrize("frames_per_clip", [1, 2])
+def test_frame_encoder_asks_the_world_model_not_the_backend(frames_per_clip, monkeypatch):
+    """Issue 14: FrameEncoder reached into ``world_model.backend`` for its capability check; it asks the world
+    model (``WorldModel.supports_clips``) instead."""
+    model = load_world_model(FIXTURE / "checkpoint.pt", str(FIXTURE / "config.json"), predictor=False)
+    assert model.world_model.supports_clips  # torch
+    monkeypatch.setattr(model.world_model, "backend", _SealedBackend())
+    monkeypatch.setattr(type(model.world_model), "supports_clips", property(lambda self: True))
+    enc = FrameEncoder(model, frames_per_clip=frames_per_clip)
+    assert enc.grid == (1, 4, 4, 96)
+
+
 def test_torch_backend_checks_clip_shapes():
     backend = clip_encoder(True).model.world_model.backend
     assert backend.supports_clips
@@ -75,7 +94,8 @@ def test_exported_graphs_take_no_clips():
     assert not model.world_model.backend.supports_clips
     with pytest.raises(BackendError, match="cannot encode video clips"):
         model.world_model.backend.encode_clip(torch.zeros(1, 3, 2, 96, 96))
-    with pytest.raises(ValueError, match="needs the torch backend, not 'onnxruntime'"):
+    assert not model.world_model.supports_clips  # the world model says so; FrameEncoder asks it
+    with pytest.raises(ValueError, match="needs the torch backend: this model's backend encodes single frames only"):
         FrameEncoder(model, frames_per_clip=2)
     assert FrameEncoder(model).push(RNG.integers(0, 256, size=(96, 96, 3), dtype=np.uint8)).tokens.shape == \
         (1, 6, 6, 64)

@@ -43,9 +43,9 @@ class FrameEncoder:
         if frames_per_clip < 1 or (frames_per_clip > 1 and frames_per_clip % cfg.tubelet_size):
             raise ValueError(f"frames_per_clip must be 1 or a multiple of the tubelet size {cfg.tubelet_size}, "
                              f"got {frames_per_clip}")
-        if frames_per_clip > 1 and not model.world_model.backend.supports_clips:
-            raise ValueError(f"frames_per_clip > 1 (video clips) needs the torch backend, not "
-                             f"{model.world_model.backend.name!r}")
+        if frames_per_clip > 1 and not model.world_model.supports_clips:
+            raise ValueError("frames_per_clip > 1 (video clips) needs the torch backend: this model's backend "
+                             "encodes single frames only")
         self.model = model
         self.cfg = cfg
         self.crop = crop

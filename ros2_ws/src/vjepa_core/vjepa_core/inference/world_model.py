@@ -80,6 +80,12 @@ class WorldModel:
                 predictor_dims = _dims_from_manifest(getattr(backend, "manifest", None))
         self.predictor_dims = predictor_dims
 
+    @property
+    def supports_clips(self) -> bool:
+        """Whether :meth:`encode_clip` can encode video clips with this backend (the exported graphs take single
+        frames only)."""
+        return bool(self.backend.supports_clips)
+
     # ------------------------------------------------------------------------------------------------
     def _norm(self, x: torch.Tensor) -> torch.Tensor:
         return normalize_tokens(x) if self.normalize else x
