@@ -3,6 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 ENV := source scripts/env.sh &&
 PYTEST_ARGS ?=
+PYTEST ?= python -m pytest
 
 .PHONY: help setup demo test test-fast bench lint clean
 
@@ -15,8 +16,12 @@ setup:  ## venv + pinned deps (+ ROS 2 Kilted wheels when no ROS is sourced) + c
 demo: setup  ## a closed-loop episode in the simulator with a shipped model (DEMO_TASK=reach|grasp|reach_object|pick_place)
 	@$(ENV) bash scripts/demo.sh
 
-test: setup  ## the whole test suite (lint, packages, nodes over Fast DDS, models, sim, training)
-	@$(ENV) python -m pytest -q $(PYTEST_ARGS)
+# The pytest output is also scanned: a stray traceback, "... was never retrieved" or ResourceWarning fails the run
+# (scripts/check_quiet_output.py), even when every test passed.
+test: setup  ## the whole test suite (lint, packages, nodes over Fast DDS, models, sim, training), quiet output
+	@set -o pipefail; $(ENV) log=$$(mktemp -t vjepa2_ros_test.XXXXXX) && { \
+	  PYTHONUNBUFFERED=1 $(PYTEST) -q $(PYTEST_ARGS) 2>&1 | tee "$$log" && python scripts/check_quiet_output.py "$$log"; \
+	  rc=$$?; rm -f "$$log"; exit $$rc; }
 
 bench: setup  ## benchmarks: JSON in bench/results/, markdown tables on stdout
 	@$(ENV) bash bench/run_all.sh
