@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from _ros2_helpers import skip_or_fail
 
 ROOT = Path(__file__).resolve().parents[1]
 STANDINS = ROOT / "tests" / "standins" / "franka_ros2"
@@ -562,13 +563,10 @@ def _declared(path: Path) -> dict[str, str]:
     return found
 
 
-def test_standin_declares_exactly_franka_bringups_arguments():
-    from conftest import ros2_tools_dir, skip_or_fail
-
-    tools = ros2_tools_dir()
-    reference = tools / "src" / "franka_ros2" / "franka_bringup" / "launch" / "franka.launch.py" if tools else None
-    if reference is None or not reference.is_file():
-        skip_or_fail("the franka_ros2 reference launch file is not here (../shared/ros2-tools or $VJEPA_ROS2_TOOLS)")
+def test_standin_declares_exactly_franka_bringups_arguments(ros2_tools):
+    reference = ros2_tools / "src" / "franka_ros2" / "franka_bringup" / "launch" / "franka.launch.py"
+    if not reference.is_file():
+        skip_or_fail(f"the franka_ros2 reference launch file {reference} is not in the ros2-tools given")
     standin = STANDINS / "share" / "franka_bringup" / "launch" / "franka.launch.py"
     assert _declared(standin) == _declared(reference)
 
