@@ -1,5 +1,7 @@
 """franka_ros2 interfaces with their real definitions (franka_msgs jazzy, control_msgs jazzy): the gripper adapters'
-goals and faults, robot errors and reflexes, error recovery, all over Fast DDS between real processes.
+goals and faults, robot errors and reflexes, error recovery, all over Fast DDS between real processes. Every gripper
+fault (rejected, aborted, failed, unanswered goal, no server) of both action adapters is also run through the real
+planner: the arm is held and the episode fails with the reason.
 
 Everything that imports franka_msgs / control_msgs runs in a child process with ``franka_interfaces.env()``
 (``franka_graph.py``: a fake franka with real action servers and a FrankaRobotState publisher, a RobotAdapter
@@ -237,6 +239,7 @@ class Arm:
         self.node = rclpy.create_node("test_arm", context=self.context)
         self.lock = threading.Lock()
         self.tcp = HOME_TCP.copy()
+        self.fingers = 0.04  # each finger joint's position (m): 0.04 open (closedness 0), 0.0 closed (closedness 1)
         self.targets: list[np.ndarray] = []
         self.statuses: list[PlanStatus] = []
         qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
@@ -277,7 +280,9 @@ class Arm:
         with self.lock:
             fill_pose_msg(msg.pose, self.tcp)
         self.pose_pub.publish(msg)
-        js = self._joint_state(name=["fr3_finger_joint1", "fr3_finger_joint2"], position=[0.04, 0.04])
+        with self.lock:
+            fingers = self.fingers
+        js = self._joint_state(name=["fr3_finger_joint1", "fr3_finger_joint2"], position=[fingers, fingers])
         js.header.stamp = msg.header.stamp
         self.grip_pub.publish(js)
 
@@ -380,13 +385,13 @@ def _failed(episode: int) -> Callable[[PlanStatus], bool]:
 
 
 def _assert_held(arm: Arm, fail_index: int) -> None:
-    """The newest target is a hold at a TCP pose the arm reported (one of the two targets before it: the pose the
-    planner saw last), and nothing is commanded after it."""
+    """The newest target is a hold at a TCP pose the arm reported (the start pose or one of the two targets before
+    it: the pose the planner saw last), and nothing is commanded after it."""
     time.sleep(1.0)
     with arm.lock:
         targets = np.array(arm.targets)
     assert len(targets) == fail_index, "targets were commanded after the hold"
-    hold, before = targets[-1], targets[-3:-1]
+    hold, before = targets[-1], np.vstack([HOME_TCP[None], targets[:-1]])[-2:]
     assert np.min(np.linalg.norm(before[:, :3] - hold[:3], axis=1)) < 1e-6, (hold, before)
 
 
@@ -474,5 +479,84 @@ def test_planner_robot_error_fails_the_episode_and_recover_calls_error_recovery(
         assert arm.call("/planner_node/stop").success
         res = arm.call("/planner_node/recover")
         assert not res.success and res.message == "error recovery ABORTED by /action_server/error_recovery"
+    finally:
+        assert planner.close() == 0, planner.log.read_text()[-3000:]
+
+
+# Gripper faults the planner must turn into a held arm and a FAILED episode naming them, per gripper adapter:
+# (fingers closed at the episode's start: its first gripper command closes, else opens; the fake server's action,
+# how it misbehaves, the reason reported). The episodes run one after another in one planner process.
+GRIPPER_TIMEOUT_S = 2.0
+GRIPPER_FAULTS = {
+    "franka_action": (franka.GRIPPER_ACTION_NAMESPACE, [
+        (True, "grasp", "reject", "gripper grasp: goal rejected by /franka_gripper/grasp"),
+        (True, "grasp", "fail", "gripper grasp failed on /franka_gripper/grasp: test fail of grasp"),
+        (False, "move", "hang", f"gripper move: no result from /franka_gripper/move within {GRIPPER_TIMEOUT_S} s"),
+    ]),
+    "control_msgs": (f"{franka.GRIPPER_ACTION_NAMESPACE}/gripper_action", [
+        (False, "gripper_action", "reject", "gripper open: goal rejected by /franka_gripper/gripper_action"),
+        (True, "gripper_action", "abort", "gripper close ABORTED by /franka_gripper/gripper_action"),
+        (False, "gripper_action", "hang",
+         f"gripper open: no result from /franka_gripper/gripper_action within {GRIPPER_TIMEOUT_S} s"),
+    ]),
+}
+
+
+def _fail_one_episode(arm: Arm, fake_franka: LineProcess, closed: bool, action: str | None, reason: str) -> None:
+    """Start an episode with the fingers open or closed; its first gripper command must meet the fault (the
+    fake server misbehaving as set, or no server), fail the episode with ``reason`` and leave the arm held, no gripper
+    goal sent by the hold."""
+    with arm.lock:
+        arm.fingers = 0.0 if closed else 0.04
+    time.sleep(0.3)  # the planner sees the new finger state (published at 50 Hz)
+    mark, goals_mark = len(arm.statuses), len(fake_franka.events)
+    arm.start_episode()
+    executing = arm.wait_status(lambda s: s.state == PlanStatus.STATE_EXECUTING, 60, "a first step", mark)
+    fail = arm.wait_status(_failed(executing.episode), 30, f"the episode failed by {reason!r}", mark)
+    assert fail.message == reason
+    with arm.lock:
+        n_targets = len(arm.targets)
+    _assert_held(arm, n_targets)
+    goals = [e["action"] for e in fake_franka.events[goals_mark:] if e.get("event") == "goal"]
+    assert goals == ([] if action is None else [action]), goals  # the episode's one command; the hold sent none
+
+
+@pytest.mark.parametrize("gripper", sorted(GRIPPER_FAULTS))
+def test_planner_holds_and_fails_the_episode_on_each_gripper_fault(franka_interfaces, fake_franka, arm, tmp_path,
+                                                                   gripper):
+    """For both action grippers: a rejected goal, a failed or aborted one and one without a result (then canceled),
+    each in its own episode, hold the arm and fail the episode with the adapter's reason; the next episode sends its
+    gripper command again."""
+    target, faults = GRIPPER_FAULTS[gripper]
+    planner = Planner(franka_interfaces.env(), tmp_path, gripper=gripper, gripper_target=target,
+                      gripper_timeout_s=GRIPPER_TIMEOUT_S)
+    try:
+        planner.wait_log("planner ready", 120)
+        for closed, action, how, reason in faults:
+            fake_franka.command({"cmd": "behave", "action": action, "how": how})
+            mark = len(fake_franka.events)
+            _fail_one_episode(arm, fake_franka, closed, action, reason)
+            if how == "hang":  # the goal that timed out was canceled
+                fake_franka.wait(lambda e, a=action: e.get("event") == "cancel" and e["action"] == a, 10,
+                                 f"cancel of the {action} goal", mark)
+            fake_franka.command({"cmd": "behave", "action": action, "how": "succeed"})
+    finally:
+        assert planner.close() == 0, planner.log.read_text()[-3000:]
+
+
+@pytest.mark.parametrize("gripper", sorted(GRIPPER_FAULTS))
+def test_planner_holds_and_fails_the_episode_without_a_gripper_server(franka_interfaces, fake_franka, arm, tmp_path,
+                                                                      gripper):
+    """No action server under gripper_target: the first gripper command of an episode is a fault after
+    gripper_timeout_s, the arm holds and the episode fails saying which server is missing."""
+    target = "/no_such_gripper" + ("/gripper_action" if gripper == "control_msgs" else "")
+    server = f"{target}/move" if gripper == "franka_action" else target
+    what = "move" if gripper == "franka_action" else "open"
+    planner = Planner(franka_interfaces.env(), tmp_path, gripper=gripper, gripper_target=target,
+                      gripper_timeout_s=GRIPPER_TIMEOUT_S)
+    try:
+        planner.wait_log("planner ready", 120)
+        _fail_one_episode(arm, fake_franka, False, None, f"gripper {what}: action server {server} is not available "
+                                                         f"(waited {GRIPPER_TIMEOUT_S} s)")
     finally:
         assert planner.close() == 0, planner.log.read_text()[-3000:]
