@@ -560,3 +560,31 @@ def test_planner_holds_and_fails_the_episode_without_a_gripper_server(franka_int
                                                          f"(waited {GRIPPER_TIMEOUT_S} s)")
     finally:
         assert planner.close() == 0, planner.log.read_text()[-3000:]
+
+
+def test_planner_without_franka_msgs_starts_and_fails_only_a_gripper_command(arm, tmp_path):
+    """Where franka_msgs is not built (no franka_ros2), the default franka_action gripper no longer stops the node at
+    start-up: it warns, plans, and each episode's first gripper command is a gripper fault saying what is missing
+    (held arm, FAILED episode)."""
+    import os
+
+    env = dict(os.environ)
+    probe = subprocess.run([sys.executable, "-c", "import franka_msgs"], env=env, capture_output=True)
+    assert probe.returncode != 0, "franka_msgs is importable here: this test needs an environment without it"
+    planner = Planner(env, tmp_path, gripper="franka_action")
+    try:
+        planner.wait_log("planner ready", 120)
+        log = planner.log.read_text()
+        assert "GRIPPER UNAVAILABLE: gripper 'franka_action' needs franka_msgs" in log, log[-3000:]
+        assert "ROBOT ERRORS NOT WATCHED" in log
+        arm.start_episode()
+        executing = arm.wait_status(lambda s: s.state == PlanStatus.STATE_EXECUTING, 60, "a first step")
+        fail = arm.wait_status(_failed(executing.episode), 30, "the episode failed by the missing franka_msgs")
+        assert fail.message == ("gripper move: gripper 'franka_action' needs franka_msgs, which is not installed "
+                                "here (build franka_ros2's franka_msgs), or set gripper to 'control_msgs', "
+                                "'sim_topic' or 'none'")
+        with arm.lock:
+            n_targets = len(arm.targets)
+        _assert_held(arm, n_targets)
+    finally:
+        assert planner.close() == 0, planner.log.read_text()[-3000:]

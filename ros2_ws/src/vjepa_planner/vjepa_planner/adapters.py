@@ -39,11 +39,14 @@ controller holds the last target.
                        ``grasp_width``, ``speed``, ``force`` = ``grasp_force``, ``epsilon.inner/outer``; success
                        when ``width - inner < measured < width + outer``) to close, ``<gripper_target>/move``
                        (``Move``: ``width`` = 0.08 m, ``speed``) to open. ``franka_msgs`` is imported lazily
-                       (it exists only where franka_ros2 is built).
+                       (it exists only where franka_ros2 is built): without it the node starts with a warning and
+                       every gripper command is a gripper fault saying so (``gripper: none`` where no gripper is
+                       commanded).
 ``control_msgs``       ``control_msgs/action/GripperCommand`` on ``gripper_target`` (``command.position`` = half the
                        width, as franka_gripper's ``~/gripper_action`` doubles it; ``max_effort`` =
                        ``grasp_force``). franka_gripper grasps with its own ``default_grasp_epsilon`` (0.005 m)
                        when closing, so closing on an object reports a failure unless that parameter is raised.
+                       Without control_msgs, as franka_action without franka_msgs.
 ``sim_topic``          ``vjepa_interfaces/msg/GripperCommand`` on the simulator's topic (no result to watch)
 ``none``               the gripper is not commanded
 =====================  ========================================================================================
@@ -165,6 +168,7 @@ class RobotAdapter:
         self.pose_pub = node.create_publisher(PoseStamped, target_topic, TARGET_QOS)
         self.gripper_kind = gripper
         self._gripper: Any = None
+        self.unavailable: str | None = None  # why the gripper cannot be commanded here (its messages are missing)
         if gripper == "sim_topic":
             from vjepa_interfaces.msg import GripperCommand
 
@@ -175,24 +179,31 @@ class RobotAdapter:
 
             group = ReentrantCallbackGroup()
             if gripper == "franka_action":
-                try:
-                    from franka_msgs.action import Grasp, Move
-                except ImportError as exc:
-                    raise AdapterError("gripper 'franka_action' needs franka_msgs (build franka_ros2), or set "
-                                       "gripper to 'control_msgs', 'sim_topic' or 'none'") from exc
-                self._move_type, self._grasp_type = Move, Grasp
                 base = gripper_target.rstrip("/")
                 self._names = (f"{base}/move", f"{base}/grasp")
-                self._gripper = (ActionClient(node, Move, self._names[0], callback_group=group),
-                                 ActionClient(node, Grasp, self._names[1], callback_group=group))
+                try:
+                    from franka_msgs.action import Grasp, Move
+                except ImportError:
+                    self.unavailable = ("gripper 'franka_action' needs franka_msgs, which is not installed here "
+                                        "(build franka_ros2's franka_msgs), or set gripper to 'control_msgs', "
+                                        "'sim_topic' or 'none'")
+                else:
+                    self._move_type, self._grasp_type = Move, Grasp
+                    self._gripper = (ActionClient(node, Move, self._names[0], callback_group=group),
+                                     ActionClient(node, Grasp, self._names[1], callback_group=group))
             else:
+                self._names = (gripper_target, gripper_target)
                 try:
                     from control_msgs.action import GripperCommand as GripperAction
-                except ImportError as exc:
-                    raise AdapterError("gripper 'control_msgs' needs the control_msgs package") from exc
-                self._action_type = GripperAction
-                self._names = (gripper_target, gripper_target)
-                self._gripper = ActionClient(node, GripperAction, gripper_target, callback_group=group)
+                except ImportError:
+                    self.unavailable = ("gripper 'control_msgs' needs control_msgs, which is not installed here, or "
+                                        "set gripper to 'franka_action', 'sim_topic' or 'none'")
+                else:
+                    self._action_type = GripperAction
+                    self._gripper = ActionClient(node, GripperAction, gripper_target, callback_group=group)
+            if self.unavailable is not None:
+                node.get_logger().warning(f"GRIPPER UNAVAILABLE: {self.unavailable}; every gripper command will be "
+                                          "a gripper fault (the arm holds, the episode fails)")
             self._watch_timer = node.create_timer(WATCH_PERIOD_S, self._watch,
                                                   callback_group=MutuallyExclusiveCallbackGroup())
 
@@ -222,9 +233,17 @@ class RobotAdapter:
     # ---- gripper ---------------------------------------------------------------------------------------------
     def _send_gripper(self, closedness: float) -> None:
         closed = closedness > 0.5
-        if self._gripper is None or closed == self._closed:
+        if (self._gripper is None and self.unavailable is None) or closed == self._closed:
             return
         self._closed = closed
+        if self.unavailable is not None:  # reported by the watch timer, as any other gripper fault
+            what = ("grasp" if closed else "move") if self.gripper_kind == "franka_action" else (
+                "close" if closed else "open")
+            record = _Goal(what, self._names[1 if closed else 0], None, None)
+            record.failure = f"gripper {what}: {self.unavailable}"
+            with self._lock:
+                self._goal = record
+            return
         s = self.settings
         width = s.grasp_width if closed else MAX_GRIPPER_WIDTH
         if self.gripper_kind == "sim_topic":
