@@ -15,8 +15,10 @@ robot state broadcaster, so the planner gets no current_pose: use it only to che
 The encoder and planner parameters come from config/perception.yaml and config/planner.yaml (or your copies:
 ``perception_params:=``, ``planner_params:=``; the franka_ros2 wiring above is set over them). ``model_config``,
 ``backend``, ``device`` and ``image_topic`` override them only when given a non-empty value (default '': the params
-files' values, e.g. ``device: cpu``; pass ``device:=cuda`` on a GPU machine). Ctrl-C gives each node
-``sigterm_timeout`` (15 s) to command its hold and exit before launch escalates to SIGTERM.
+files' values, e.g. ``device: cpu``; pass ``device:=cuda`` on a GPU machine). ``convention:=droid`` is the released
+model's DROID preset in one switch (vjepa_planner.conventions.DROID_PRESET: planner ``ee_convention: droid`` and
+``min_step_duration_s: 1.0``, encoder ``crop: droid``), set over the params files; '' (default) keeps theirs.
+Ctrl-C gives each node ``sigterm_timeout`` (15 s) to command its hold and exit before launch escalates to SIGTERM.
 """
 
 import os
@@ -29,6 +31,8 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
+from vjepa_planner.conventions import DROID_PRESET
+
 # parameters of both nodes a launch argument of the same name may set ('' keeps the params files' values)
 OVERRIDABLE = ("model_config", "backend", "device")
 # franka_bringup franka.launch.py arguments this file passes on (same names; see bringup_arguments)
@@ -39,6 +43,17 @@ CONTROLLER = "cartesian_impedance_example_controller"
 def given_overrides(values: dict[str, str]) -> dict[str, str]:
     """Launch-argument values -> the parameter overrides: only the arguments given a non-empty value."""
     return {name: value for name, value in values.items() if value != ""}
+
+
+def convention_overrides(convention: str) -> tuple[dict, dict]:
+    """The ``convention`` launch argument -> (encoder_node, planner_node) parameter overrides: '' none (the params
+    files' values), ``droid`` the released model's preset (DROID_PRESET)."""
+    if convention == "":
+        return {}, {}
+    if convention == "droid":
+        return ({"crop": DROID_PRESET.crop},
+                {"ee_convention": DROID_PRESET.ee_convention, "min_step_duration_s": DROID_PRESET.step_duration_s})
+    raise ValueError(f"convention must be '' (the params files' values) or 'droid', got {convention!r}")
 
 
 def is_true(value: str) -> bool:
@@ -89,16 +104,17 @@ def _vjepa_nodes(context):
     gripper = LaunchConfiguration("gripper").perform(context)
     if not gripper:
         gripper = "franka_action" if is_true(LaunchConfiguration("load_gripper").perform(context)) else "none"
+    encoder_preset, planner_preset = convention_overrides(LaunchConfiguration("convention").perform(context))
     encoder = Node(
         package="vjepa_perception", executable="encoder_node", name="encoder_node", namespace=ns, output="screen",
         parameters=[LaunchConfiguration("perception_params").perform(context), dict(
-            common, latent_topic="vjepa/latent",  # relative: /NS/vjepa/latent, where the planner listens
+            common, **encoder_preset, latent_topic="vjepa/latent",  # relative: where the planner listens
             **given_overrides({"image_topic": LaunchConfiguration("image_topic").perform(context)}))],
     )
     planner = Node(
         package="vjepa_planner", executable="planner_node", name="planner_node", namespace=ns, output="screen",
         parameters=[LaunchConfiguration("planner_params").perform(context), dict(
-            common, robot=LaunchConfiguration("robot").perform(context), gripper=gripper,
+            common, **planner_preset, robot=LaunchConfiguration("robot").perform(context), gripper=gripper,
             # relative names resolve under the namespace, as franka_ros2's own topics do
             latent_topic="vjepa/latent", goal_latent_topic="vjepa/goal_latent", encode_service="encoder_node/encode",
             ee_pose_topic=LaunchConfiguration("ee_pose_topic").perform(context),
@@ -133,6 +149,10 @@ def generate_launch_description():
         DeclareLaunchArgument("planner_params", default_value=os.path.join(share, "config", "planner.yaml"),
                               description="planner_node params file (a copy of config/planner.yaml: e.g. "
                                           "ee_convention, workspace)"),
+        DeclareLaunchArgument("convention", default_value="",
+                              description="'' = the params files' conventions | droid = the released model's DROID "
+                                          "preset: planner ee_convention droid, min_step_duration_s 1.0; encoder "
+                                          "crop droid"),
         DeclareLaunchArgument("model_config", default_value="",
                               description="encoder/predictor preset (default: the params files', vit_giant)"),
         DeclareLaunchArgument("image_topic", default_value="",

@@ -297,8 +297,34 @@ def test_report_does_not_touch_the_episode():
     assert loop.message == "goal set" and loop.state == State.PLANNING
 
 
+@pytest.mark.parametrize("min_step", [0.0, 1.0, 2.5])
+def test_no_step_is_commanded_sooner_than_min_step_duration_after_the_last(min_step):
+    """A perfect arm settles at once and the camera keeps up, so only min_step_duration spaces the commands (0: as
+    fast as settling allows, one control tick after a command; the droid preset: about 1 s per action)."""
+    def never(_request):
+        return PlanOutput(np.array([0.01, 0, 0, 0, 0, 0, 0]), 1.0, 1.0)
+
+    loop = EpisodeLoop(SafetyLimits(), LoopConfig(max_steps=5, min_step_duration=min_step))
+    world, times = FakeWorld(), []
+    loop.start(0.0, GOAL_LATENT)
+    for _ in range(400):
+        world.t = round(world.t + 0.1, 6)
+        d = drive(loop, world.t, *world.obs(), never)
+        if d.target is not None:
+            times.append(world.t)
+            world.pose = d.target.copy()
+        if loop.state == State.FAILED:
+            break
+    assert len(times) == 5, times
+    gaps = np.diff(times)
+    assert np.all(gaps >= min_step - 1e-9), gaps
+    # no longer than needed: the step after min_step_duration, a frame taken after that, and its plan
+    assert np.all(gaps <= max(min_step, 0.1) + 0.2 + 1e-9), gaps
+
+
 @pytest.mark.parametrize("bad", [{"max_steps": 0}, {"settle_timeout": 0.0}, {"fault_timeout": -1.0},
-                                 {"settle_position_tolerance": float("nan")}, {"energy_threshold": -0.1}])
+                                 {"settle_position_tolerance": float("nan")}, {"energy_threshold": -0.1},
+                                 {"min_step_duration": -0.5}, {"min_step_duration": float("inf")}])
 def test_inconsistent_loop_config_is_refused(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         LoopConfig(**bad)

@@ -77,3 +77,20 @@ def test_planner_launch_arguments_override_robot_and_gripper_only_when_given():
     params = launched_parameters("launch/planner.launch.py", "planner_node", checkpoint="/m.pt", robot="crisp",
                                  gripper="none")
     assert (params["robot"], params["gripper"]) == ("crisp", "none")
+
+
+def test_franka_launch_convention_droid_is_the_released_models_preset_in_one_switch():
+    from vjepa_planner.conventions import DROID_PRESET
+
+    base = {"checkpoint": "/models/ac.pt", "robot_ip": "172.16.0.2"}
+    planner = launched_parameters("launch/franka_vjepa.launch.py", "planner_node", **base)
+    encoder = launched_parameters("launch/franka_vjepa.launch.py", "encoder_node", **base)
+    # default '': the params files' physical conventions, no minimum step duration
+    assert (planner["ee_convention"], planner["min_step_duration_s"], encoder["crop"]) == ("tcp", 0.0, "center")
+    planner = launched_parameters("launch/franka_vjepa.launch.py", "planner_node", convention="droid", **base)
+    encoder = launched_parameters("launch/franka_vjepa.launch.py", "encoder_node", convention="droid", **base)
+    assert (planner["ee_convention"], planner["min_step_duration_s"], encoder["crop"]) == (
+        DROID_PRESET.ee_convention, DROID_PRESET.step_duration_s, DROID_PRESET.crop) == ("droid", 1.0, "droid")
+    assert planner["device"] == "cpu" and planner["robot"] == "franka_impedance"  # the rest as before
+    with pytest.raises(ValueError, match="convention must be"):
+        launched_parameters("launch/franka_vjepa.launch.py", "planner_node", convention="DROID", **base)

@@ -26,7 +26,7 @@ The safety workspace box always bounds the TCP (the point that can hit the table
 gives :class:`~vjepa_planner.safety.SafetyLimits` the TCP's offset from the planned flange point.
 
 The ``droid`` preset, component by component (:data:`DROID_PRESET`; each part is its own parameter, so a lab can
-combine them):
+combine them; ``franka_vjepa.launch.py convention:=droid`` sets the node parts at once):
 
 =====================  ===================================  ====================================================
 component              setting                              what it matches
@@ -38,7 +38,8 @@ encoder_node           ``crop: droid``                      the reference AC tra
 vjepa-dataset          ``import-droid --convention droid``  the reference loader's clips: rows at stride
                        (= ``--sampling legacy-stride        ``ceil(container_fps / fps)`` (15 for the 60 fps MP4s)
                        --crop droid``)                      and the same crop
-step duration          ~1 s of robot motion per action      see below
+planner_node           ``min_step_duration_s: 1.0``         one action ~1 s of robot motion (see below): no
+                                                            step commanded sooner after the last
 =====================  ===================================  ====================================================
 
 Step duration with the released model: the reference loader strides through the MP4 by
@@ -50,8 +51,8 @@ training entry point loads clips with ``tubelet_size=1`` and encodes every frame
 one predictor step and one 7-D action span one stride: about 1 s of DROID teleoperation, not the nominal 0.25 s.
 The planner should therefore treat one planned action as about one second of motion: displacements of a few
 centimetres per step (CEM searches +-``cem_maxnorm`` per axis, which should not exceed ``max_position_step``), the
-arm given time to settle before the next frame (``settle_timeout_s`` >= 1 s), and no finer control expected from
-re-planning faster.
+arm given about a second per step before the next frame (``min_step_duration_s: 1.0``: the planner's episode loop
+commands no step sooner than that after the last), and no finer control expected from re-planning faster.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class DroidPreset:
     ee_convention: str = "droid"          # planner_node ee_convention
     crop: str = "droid"                   # encoder_node crop; import-droid --crop
     sampling: str = "legacy-stride"       # import-droid --sampling
-    step_duration_s: float = STEP_DURATION_S
+    step_duration_s: float = STEP_DURATION_S  # planner_node min_step_duration_s
 
 
 DROID_PRESET = DroidPreset()

@@ -1,7 +1,8 @@
 """The receding-horizon control loop of the planner as a pure state machine (no ROS, no model).
 
-As in the paper: plan, command one action, wait until the arm settles at the target and a camera latent newer
-than the motion arrives, plan again; until the goal criterion, the step budget, a stop request or a fault ends the
+As in the paper: plan, command one action, wait until the arm settles at the target (and at least
+``LoopConfig.min_step_duration`` has passed since the command) and a camera latent newer than the motion arrives,
+plan again; until the goal criterion, the step budget, a stop request or a fault ends the
 episode. The node feeds observations in and sends out whatever the loop returns, so every rule here is tested
 without a ROS graph.
 
@@ -197,6 +198,8 @@ class LoopConfig:
     goal_position_tolerance: float = 0.0    # goal reached when |ee - goal_position| <= this (0 disables)
     settle_position_tolerance: float = 0.01
     settle_timeout: float = 5.0
+    min_step_duration: float = 0.0         # a step lasts at least this long: the arm is not called settled (so
+    #                                        nothing is planned or commanded) sooner after a command (0: no minimum)
     fault_timeout: float = 10.0             # a fault lasting this long ends the episode as FAILED
     expected_model_id: str = ""             # "" accepts latents of any model
     require_gripper: bool = False           # the gripper is planned: a missing/stale gripper state is a fault
@@ -210,7 +213,7 @@ class LoopConfig:
             value = float(getattr(self, name))
             if not (np.isfinite(value) and value > 0):
                 problems.append(f"{name} must be a positive number, got {value}")
-        for name in ("energy_threshold", "goal_position_tolerance"):
+        for name in ("energy_threshold", "goal_position_tolerance", "min_step_duration"):
             value = float(getattr(self, name))
             if not (np.isfinite(value) and value >= 0):
                 problems.append(f"{name} must be >= 0, got {value}")
@@ -488,6 +491,8 @@ class EpisodeLoop:
     def _check_settled(self, now: float, pose: PoseObservation | None) -> Decision:
         """EXECUTING -> SETTLING once the arm is within tolerance of the target (or the settle timeout passed)."""
         assert self._target is not None and self._command_time is not None
+        if now - self._command_time < self.config.min_step_duration:
+            return Decision()  # the step's minimum duration (the released model's ~1 s per action) is not over
         settled = False
         if pose is not None and np.all(np.isfinite(pose.state)) and pose.stamp > self._command_time:
             err = float(np.linalg.norm(np.asarray(pose.state, float)[:3] - self._target[:3]))

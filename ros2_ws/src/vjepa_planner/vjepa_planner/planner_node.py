@@ -138,6 +138,8 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "energy_threshold": (0.0, "goal reached when the goal energy falls below (0 = off)"),
     "settle_position_tolerance": (0.01, "arm settled when within this distance of the target, m"),
     "settle_timeout_s": (5.0, "re-plan after this long even if the arm did not settle"),
+    "min_step_duration_s": (0.0, "command the next step no sooner than this long after the last command (0: as "
+                                 "soon as the arm settled; the released model's droid preset: 1.0, one action ~1 s)"),
     "fault_timeout_s": (10.0, "a fault lasting this long fails the episode"),
     "goal_timeout_s": (30.0, "how long ~/set_goal waits for the encoder service"),
     # end-effector convention (vjepa_planner.conventions): which point states and targets refer to
@@ -198,7 +200,7 @@ def check_parameters(p: dict[str, Any]) -> None:
         value = number(name)
         if value is not None and value <= 0:
             problems.append(f"{name} must be > 0, got {value}")
-    for name in ("max_future_stamp_s", "energy_threshold", "max_rotation_step"):
+    for name in ("max_future_stamp_s", "energy_threshold", "max_rotation_step", "min_step_duration_s"):
         value = number(name)
         if value is not None and value < 0:
             problems.append(f"{name} must be >= 0, got {value}")
@@ -292,7 +294,7 @@ class PlannerNode(Node):
         loop_config = LoopConfig(max_steps=p["max_steps"], energy_threshold=p["energy_threshold"],
                                  settle_position_tolerance=p["settle_position_tolerance"],
                                  settle_timeout=p["settle_timeout_s"], fault_timeout=p["fault_timeout_s"],
-                                 require_gripper=require_gripper)
+                                 min_step_duration=p["min_step_duration_s"], require_gripper=require_gripper)
         self.get_logger().info(f"loading AC predictor from {p['checkpoint']} ({p['backend']} on {p['device']})")
         model = load_world_model(p["checkpoint"], p["model_config"], encoder=False, predictor=True,
                                  backend=p["backend"], device=p["device"], export_dir=p["onnx_dir"] or None,
