@@ -191,3 +191,76 @@ def test_old_exports_still_load_and_fall_back_to_recompute(models, tmp_path):
     (old / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(BackendError, match="export format 3"):
         make_backend("onnxruntime", export_dir=old)
+
+
+def test_stepper_folds_rope_into_qkv_exactly_and_reads_weights_once(models):
+    """The stepper's folded qkv (RoPE pair swap in the weights) gives ac_step's predictions and keys/values; its
+    prepared weights are built once and rebuilt by refresh() after the predictor's weights change."""
+    from vjepa_core.inference.fast_modules import ac_step, rope_tables
+    from vjepa_core.models.ac_predictor import frame_token_positions
+
+    _, pred = models
+    tokens, states = _context(1, seed=3)
+    acts = torch.randn(9, 2, 7, generator=torch.Generator().manual_seed(4)) * 0.05
+    stepper = ACStepper(pred)
+
+    def plain(t, a, s, cache, f):
+        pos = frame_token_positions(1, pred.grid_h, pred.grid_w, pred.cond_tokens, frame_offset=f)
+        return ac_step(pred, t, a, s, *rope_tables(pos, stepper.head_dim), cache)
+
+    with torch.no_grad():
+        runs = []
+        for fn in (stepper.step, plain):
+            z, cache, outs = tokens, None, []
+            for k in range(2):
+                out, cache = fn(z, acts[:, k], states.expand(9, 7), cache, k)
+                z = F.layer_norm(out, (96,))
+                outs.append((out, cache))
+            runs.append(outs)
+        for (o1, c1), (o2, c2) in zip(*runs):
+            assert (o1 - o2).abs().max().item() < 1e-5
+            for (k1, v1), (k2, v2) in zip(c1, c2):
+                assert k1.shape == k2.shape and (k1 - k2).abs().max().item() < 1e-5
+                assert (v1 - v2).abs().max().item() < 1e-5
+        prepared = stepper.weights(torch.device("cpu"))
+        assert stepper.weights(torch.device("cpu")) is prepared
+        a, st = acts[:, 0], states.expand(9, 7)
+        before, _ = stepper.step(tokens, a, st, None, 0)
+        qkv_bias = pred.predictor_blocks[0].attn.qkv.bias
+        saved = qkv_bias.clone()
+        try:
+            qkv_bias.add_(0.5)  # the folded qkv is a prepared copy: unchanged until refresh()
+            assert torch.equal(stepper.step(tokens, a, st, None, 0)[0], before)
+            stepper.refresh()
+            after, _ = stepper.step(tokens, a, st, None, 0)
+            assert (after - before).abs().max().item() > 1e-3
+            assert (after - plain(tokens, a, st, None, 0)[0]).abs().max().item() < 1e-5
+        finally:
+            qkv_bias.copy_(saved)
+            stepper.refresh()
+
+
+def test_bf16_step_is_close_to_fp32_and_auto_precision_follows_the_cpu(models):
+    """precision bf16 runs the step on bf16 weights (cache in bf16, predictions back in float32) within bf16
+    rounding of fp32; ``auto`` is bf16 exactly where the device computes it natively; bad names are refused."""
+    from vjepa_core.inference import BackendError
+    from vjepa_core.inference.torch_backend import native_bf16, resolve_precision
+
+    _, pred = models
+    tokens, states = _context(2, seed=5)
+    acts = torch.randn(12, 2, 7, generator=torch.Generator().manual_seed(6)) * 0.05
+    exact = WorldModel(make_backend("torch", predictor=pred)).rollout(tokens, states, acts)
+    be16 = make_backend("torch", predictor=pred, precision="bf16")
+    half = WorldModel(be16).rollout(tokens, states, acts)
+    assert half.dtype == torch.float32 and half.shape == exact.shape
+    err = (half - exact).abs()
+    assert err.max().item() < 0.25 and err.mean().item() < 0.03  # layer-normed tokens of magnitude ~1
+    assert not torch.equal(half, exact)  # really computed in bf16
+    with torch.no_grad():
+        _, cache = be16.predict_step(tokens[:1], acts[:, 0], states[:1].expand(12, 7), None, 0)
+    assert cache[0][0].dtype == torch.bfloat16
+    assert resolve_precision("auto", "cpu") == ("bf16" if native_bf16("cpu") else "fp32")
+    assert make_backend("torch", predictor=pred, precision="auto").precision == resolve_precision("auto", "cpu")
+    assert resolve_precision("fp32", "cpu") == "fp32"
+    with pytest.raises(BackendError, match="precision"):
+        make_backend("torch", predictor=pred, precision="int8")

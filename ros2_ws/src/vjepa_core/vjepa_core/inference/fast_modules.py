@@ -39,6 +39,7 @@ __all__ = [
 
 #: Per layer ``(k, v)``, each ``[B, heads, P, head_dim]`` for the ``P`` tokens processed so far.
 KVCache = list
+KVPair = tuple[torch.Tensor, torch.Tensor]
 
 
 def rope_tables(pos: torch.Tensor, head_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -173,6 +174,76 @@ class FastACPredictor(nn.Module):
         return p.head(x, self.frames)
 
 
+def _pairswap_rows(t: torch.Tensor) -> torch.Tensor:
+    """Rows of ``P @ t`` for the RoPE pair swap ``P``: ``(P y)[2i] = -y[2i+1]``, ``(P y)[2i+1] = y[2i]``."""
+    t2 = t.unflatten(0, (-1, 2))
+    return torch.stack((-t2[:, 1], t2[:, 0]), dim=1).flatten(0, 1)
+
+
+class _FoldedBlock:
+    """One block's weights for :class:`ACStepper`, with RoPE's pair swap folded into the qkv projection.
+
+    RoPE is ``x * cos + P x * sin`` with a fixed signed permutation ``P``; since ``q = W_q h + b_q``,
+    ``P q = (P W_q) h + P b_q``. One matmul with the rows ``[W_q; W_k; P W_q; P W_k; W_v]`` therefore yields
+    everything rotary attention needs, and the rotation becomes one ``addcmul`` instead of the unbind / negate /
+    stack / two multiplies / add of :func:`apply_rope_tables` on strided heads (exactly the same numbers up to
+    float rounding). Weights are cast once to the compute dtype (no per-call autocast casts).
+    """
+
+    def __init__(self, blk: nn.Module, dtype: torch.dtype) -> None:
+        a = blk.attn
+        c = a.qkv.out_features // 3
+        w = a.qkv.weight.detach()
+        b = a.qkv.bias.detach() if a.qkv.bias is not None else torch.zeros(3 * c, device=w.device)
+        self.c = c
+        self.heads = a.num_heads
+        self.qkv_w = torch.cat([w[: 2 * c], _pairswap_rows(w[:c]), _pairswap_rows(w[c: 2 * c]), w[2 * c:]]).to(dtype)
+        self.qkv_b = torch.cat([b[: 2 * c], _pairswap_rows(b[:c]), _pairswap_rows(b[c: 2 * c]), b[2 * c:]]).to(dtype)
+        self.norm1 = _norm_params(blk.norm1, dtype)
+        self.norm2 = _norm_params(blk.norm2, dtype)
+        self.proj = _linear_params(a.proj, dtype)
+        self.fc1 = _linear_params(blk.mlp.fc1, dtype)
+        self.fc2 = _linear_params(blk.mlp.fc2, dtype)
+        self.act = blk.mlp.act
+
+    def forward(self, x: torch.Tensor, cos2: torch.Tensor, sin2: torch.Tensor,
+                past: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[torch.Tensor, KVPair]:
+        """:func:`block_forward` without a mask: ``x[B, n, C]``, tables ``[n, 2C]``, past ``[B|1, h, P, hd]``."""
+        b, n, c = x.shape
+        y = F.linear(F.layer_norm(x, (c,), *self.norm1), self.qkv_w, self.qkv_b)  # [B, n, 5C]
+        qk = torch.addcmul(y[..., : 2 * c] * cos2, y[..., 2 * c: 4 * c], sin2)  # rotated q | k
+        q = qk[..., :c].unflatten(-1, (self.heads, -1)).transpose(1, 2)  # [B, h, n, hd]
+        k = qk[..., c:].unflatten(-1, (self.heads, -1)).transpose(1, 2)
+        v = y[..., 4 * c:].unflatten(-1, (self.heads, -1)).transpose(1, 2)
+        if past is not None:
+            k = torch.cat([past[0].expand(b, -1, -1, -1), k], dim=2)
+            v = torch.cat([past[1].expand(b, -1, -1, -1), v], dim=2)
+        o = F.scaled_dot_product_attention(q, k, v)  # the newest frame may see every cached token
+        x = x + F.linear(o.transpose(1, 2).flatten(2), *self.proj)
+        h = F.linear(self.act(F.linear(F.layer_norm(x, (c,), *self.norm2), *self.fc1)), *self.fc2)
+        return x + h, (k, v)
+
+
+def _norm_params(norm: nn.LayerNorm, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, float]:
+    return norm.weight.detach().to(dtype), norm.bias.detach().to(dtype), norm.eps
+
+
+def _linear_params(lin: nn.Linear, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor | None]:
+    return lin.weight.detach().to(dtype), None if lin.bias is None else lin.bias.detach().to(dtype)
+
+
+class _StepWeights:
+    """Everything :meth:`ACStepper.step` multiplies with, prepared once in the compute dtype."""
+
+    def __init__(self, p: nn.Module, dtype: torch.dtype) -> None:
+        self.embed = _linear_params(p.predictor_embed, dtype)
+        self.action = _linear_params(p.action_encoder, dtype)
+        self.state = _linear_params(p.state_encoder, dtype)
+        self.blocks = [_FoldedBlock(b, dtype) for b in p.predictor_blocks]
+        self.head_norm = _norm_params(p.predictor_norm, dtype)
+        self.head_proj = _linear_params(p.predictor_proj, dtype)
+
+
 class ACStepper(nn.Module):
     """Exact frame-by-frame AC prediction with a key/value cache.
 
@@ -180,26 +251,48 @@ class ACStepper(nn.Module):
     gives the same output as running the full predictor over frames ``0..frame`` and keeping the last frame
     (block-causal attention makes the earlier frames' keys/values independent of later frames). A batch-1
     ``tokens_t`` (e.g. the shared context frame) is embedded once and broadcast over the samples.
+
+    The step runs on weights prepared once per device (:class:`_FoldedBlock`: RoPE's pair swap folded into the
+    qkv projection, weights in ``dtype``); the keys/values it returns are exactly :func:`ac_step`'s (same
+    layout, RoPE applied), so caches are interchangeable with the exported step graphs. ``dtype`` bfloat16
+    runs every matmul in bf16 (AMX / AVX-512 BF16 on recent x86 CPUs; predictions come back as float32).
+    Weights are read at the first step on a device: call :meth:`refresh` after changing the predictor's weights.
     """
 
-    def __init__(self, predictor: nn.Module) -> None:
+    def __init__(self, predictor: nn.Module, dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
         if predictor.use_extrinsics:
             raise ValueError("the KV-cached rollout does not support use_extrinsics=True")
         if not predictor.is_frame_causal:
             raise ValueError("a KV cache is only exact for a frame-causal predictor (is_frame_causal=True)")
         self.predictor = predictor
+        self.dtype = dtype
         self.head_dim = predictor.cfg.predictor_embed_dim // predictor.cfg.num_heads
         self._tables: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._prepared: dict[str, _StepWeights] = {}
+
+    def refresh(self) -> None:
+        """Forget the prepared weights (after the predictor's weights or device changed)."""
+        self._prepared.clear()
+        self._tables.clear()
 
     def tables(self, frame: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """Cached RoPE tables ``[K+hw, hd]`` of one frame at temporal position ``frame``."""
+        """Cached RoPE tables ``[K+hw, 2 * width]`` (q and k of every head) of one frame at position ``frame``."""
         key = (int(frame), str(device))
         if key not in self._tables:
             p = self.predictor
             pos = frame_token_positions(1, p.grid_h, p.grid_w, p.cond_tokens, frame_offset=frame, device=device)
-            self._tables[key] = rope_tables(pos, self.head_dim)
+            cos, sin = rope_tables(pos, self.head_dim)
+            reps = 2 * p.cfg.num_heads
+            self._tables[key] = (cos.repeat(1, reps).to(self.dtype), sin.repeat(1, reps).to(self.dtype))
         return self._tables[key]
+
+    def weights(self, device: torch.device) -> _StepWeights:
+        """The predictor's weights prepared for ``device`` (built once; see :meth:`refresh`)."""
+        key = str(device)
+        if key not in self._prepared:
+            self._prepared[key] = _StepWeights(self.predictor, self.dtype)
+        return self._prepared[key]
 
     def step(
         self,
@@ -213,8 +306,24 @@ class ACStepper(nn.Module):
         p = self.predictor
         if frame >= p.cfg.max_frames:
             raise ValueError(f"frame index {frame}: this predictor takes at most {p.cfg.max_frames} frames")
-        cos, sin = self.tables(frame, action_t.device)
-        return ac_step(p, tokens_t, action_t, state_t, cos, sin, cache)
+        dev = action_t.device
+        cos2, sin2 = self.tables(frame, dev)
+        w = self.weights(dev)
+        dt = self.dtype
+        n_cond = p.cond_tokens
+        with torch.autocast(dev.type, enabled=False):  # the weights already are in the compute dtype
+            z = F.linear(tokens_t.to(dt), *w.embed)  # [B|1, hw, pd]: a batch-1 context frame is embedded once
+            a = F.linear(action_t.to(dt), *w.action).unsqueeze(1)
+            s = F.linear(state_t.to(dt), *w.state).unsqueeze(1)
+            x = torch.cat([a, s, z.expand(action_t.shape[0], -1, -1)], dim=1)  # [B, K+hw, pd]
+            present: KVCache = []
+            for i, blk in enumerate(w.blocks):
+                past = None if cache is None else (cache[i][0].to(dt), cache[i][1].to(dt))
+                x, kv = blk.forward(x, cos2, sin2, past)
+                present.append(kv)
+            x = F.layer_norm(x[:, n_cond:], (x.shape[-1],), *w.head_norm)
+            out = F.linear(x, *w.head_proj).float()
+        return out, present
 
 
 def ac_step(
