@@ -1,5 +1,8 @@
 """planner_node: drives an arm toward a goal image with V-JEPA 2-AC + CEM, safely (receding horizon).
 
+The search is CEM by default; the ``planner`` parameter picks another kind of :mod:`vjepa_core.planning` (iCEM,
+MPPI, CEM/iCEM/MPPI + Adam refinement through the torch predictor) with the same ``cem_*`` sampling budget.
+
 Inputs: latents from encoder_node, the end-effector pose (franka_ros2 ``current_pose``, best effort), the gripper
 finger states, and a goal (``~/set_goal`` with an image, encoded through the encoder node's ``~/encode``; or a
 Latent on ``goal_latent_topic``). Every incoming message is validated at the edge (:mod:`vjepa_core.msgconv`:
@@ -48,6 +51,7 @@ from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
 from vjepa_core import franka
+from vjepa_core.inference.torch_backend import PRECISIONS
 from vjepa_core.loading import load_world_model
 from vjepa_core.msgconv import (
     LatentArray,
@@ -96,6 +100,8 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "model_config": ("vit_giant", "AC predictor preset or JSON/YAML file; empty: configs embedded in our checkpoints"),
     "backend": ("torch", "torch | onnxruntime | onnxruntime-cuda | onnxruntime-trt | tensorrt"),
     "device": ("cpu", "torch device: cpu | cuda | cuda:N"),
+    "precision": ("fp32", "torch backend: fp32 | bf16 | auto (bf16 where the device computes it natively: "
+                          "AVX-512 BF16 / AMX CPUs, CUDA; else fp32)"),
     "onnx_dir": ("", "export directory of `vjepa-export onnx` (non-torch backends)"),
     "threads": (0, "CPU inference threads (0 = library default); leave cores for drivers on small machines"),
     "expected_model_id": ("", "encoder model id the predictor needs; empty: the id of the encoder in the "
@@ -226,6 +232,11 @@ def check_parameters(p: dict[str, Any]) -> None:
             problems.append(f"{name} must be in [0, {franka.MAX_GRIPPER_WIDTH}] m, got {value}")
     if not p["checkpoint"]:
         problems.append("checkpoint is required (the checkpoint holding the AC predictor)")
+    if p["precision"] not in PRECISIONS:
+        problems.append(f"precision must be one of {', '.join(PRECISIONS)}, got {p['precision']!r}")
+    elif p["precision"] != "fp32" and p["backend"] != "torch":
+        problems.append(f"precision {p['precision']} applies to backend torch only (exported graphs are fp32), "
+                        f"got backend {p['backend']!r}")
     problems += _planner_problems(p, number)
     if problems:
         raise ValueError("invalid parameters: " + "; ".join(problems))
@@ -298,7 +309,8 @@ class PlannerNode(Node):
         self.get_logger().info(f"loading AC predictor from {p['checkpoint']} ({p['backend']} on {p['device']})")
         model = load_world_model(p["checkpoint"], p["model_config"], encoder=False, predictor=True,
                                  backend=p["backend"], device=p["device"], export_dir=p["onnx_dir"] or None,
-                                 threads=p["threads"])
+                                 threads=p["threads"],
+                                 **({"precision": p["precision"]} if p["backend"] == "torch" else {}))
         assert model.predictor_cfg is not None
         self.planner = LatentPlanner(model.world_model, planner_config, model.predictor_cfg.grid_hw, kind)
         expected, why = p["expected_model_id"], ""

@@ -68,6 +68,10 @@ def test_report_from_records(tmp_path):
     summary = summarize([rec, fail], "planner", {"max_steps": 20, "success_radius": 0.05})
     assert summary["success_rate"] == 0.5 and summary["successes"] == 1
     assert summary["planning_time_median_s"] == pytest.approx(0.3)
+    slow = dict(rec, index=2, trace=[dict(t, planning_time=0.3 + 0.1 * k) for k, t in enumerate(trace)])
+    times = summarize([rec, slow], "planner", {})  # planning time per step over every planned step
+    assert times["planning_time_p50_s"] == pytest.approx(0.3)
+    assert times["planning_time_p99_s"] == pytest.approx(float(np.percentile([0.3] * 5 + [0.4, 0.5, 0.6], 99)))
     img = np.zeros((96, 96, 3), np.uint8)
     write_episode_figure(tmp_path / "ep.png", rec, img, img, img, 0.05)
     assert (tmp_path / "ep.png").stat().st_size > 1000

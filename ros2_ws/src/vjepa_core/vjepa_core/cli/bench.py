@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
+
+from ..tokens import normalize_tokens
 
 __all__ = ["ReferenceRollout", "load_bench_config", "main", "run_encoder_bench", "run_landscape", "run_planner_bench"]
 
@@ -50,9 +51,10 @@ def _find_tiny() -> Path | None:
 
 
 def load_bench_config(spec: str) -> tuple[dict, Path | None]:
-    """``--config``: a JSON path with ``encoder``/``predictor`` dicts, or a preset name:
-    ``tiny`` (the shared tiny fixture, with its checkpoint), ``vitl`` / ``vitg`` (released encoder with the
-    released AC predictor, random weights: timing only). Returns (config, checkpoint or None)."""
+    """``--config``: a JSON path with ``encoder``/``predictor`` dicts (random weights), a model directory with a
+    ``model.json`` (e.g. ``models/sim_reach``: its config and checkpoint), or a preset name: ``tiny`` (the shared
+    tiny fixture, with its checkpoint), ``vitl`` / ``vitg`` (released encoder with the released AC predictor,
+    random weights: timing only). Returns (config, checkpoint or None)."""
     from ..config import ACPredictorConfig, EncoderConfig
 
     if spec == "tiny":
@@ -66,8 +68,13 @@ def load_bench_config(spec: str) -> tuple[dict, Path | None]:
         pred = ACPredictorConfig.preset("vit_giant", embed_dim=enc["embed_dim"], num_frames=8).to_dict()
         return {"encoder": enc, "predictor": pred}, None
     p = Path(spec)
+    if p.is_dir() and (p / "model.json").is_file():  # a model directory (e.g. models/sim_reach): real weights
+        meta = json.loads((p / "model.json").read_text())
+        cfg = json.loads((p / meta.get("config", "config.json")).read_text())
+        return {k: v for k, v in cfg.items() if k in ("encoder", "predictor")}, p / meta["checkpoint"]
     if not p.is_file():
-        raise SystemExit(f"error: --config {spec!r} is neither a preset (tiny, vitl, vitg) nor a JSON file")
+        raise SystemExit(f"error: --config {spec!r} is neither a preset (tiny, vitl, vitg), a model directory "
+                         "with model.json, nor a JSON file")
     cfg = json.loads(p.read_text())
     return {k: v for k, v in cfg.items() if k in ("encoder", "predictor")}, None
 
@@ -115,7 +122,7 @@ class ReferenceRollout:
         for k in range(h):
             out = self.predictor(frames.flatten(1, 2), actions[:, : k + 1], poses)[:, -self.n:]
             if self.normalize:
-                out = F.layer_norm(out, (out.size(-1),))
+                out = normalize_tokens(out)
             frames = torch.cat([frames, out[:, None]], dim=1)
             new = compute_new_pose(poses[:, -1].cpu().numpy(), actions[:, k].cpu().numpy())
             poses = torch.cat([poses, torch.from_numpy(new).to(poses)[:, None]], dim=1)
@@ -146,7 +153,7 @@ def _key(name: str) -> str:
 
 def run_planner_bench(config: str = "tiny", samples: int = 800, iterations: int = 10, topk: int = 10,
                       horizon: int = 2, backend: str = "torch", repeats: int = 3, compare_reference: bool = True,
-                      compile: bool = False, precision: str = "fp32", chunk_size: int | None = None,
+                      compile: bool = False, precision: str = "auto", chunk_size: int | None = None,
                       device: str | None = None, seed: int = 0, ablation: bool = False,
                       compare_backends: Sequence[str] = ()) -> dict:
     """Time CEM plans; see the module docstring. Returns the JSON record.
@@ -155,6 +162,7 @@ def run_planner_bench(config: str = "tiny", samples: int = 800, iterations: int 
     has it) is timed beside it, interleaved, under ``ms_per_plan_median_<name>`` (``-`` -> ``_``), with its ratio
     to ``ours`` in ``ratio_vs_ours_<name>``."""
     from ..inference import WorldModel, make_backend
+    from ..inference.torch_backend import native_bf16, resolve_precision
     from ..planning import CEMConfig, CEMPlanner, get_objective
 
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -163,8 +171,8 @@ def run_planner_bench(config: str = "tiny", samples: int = 800, iterations: int 
     pred = pred.to(dev)
     n, d = pred.grid_h * pred.grid_w, pred.cfg.embed_dim
     g = torch.Generator().manual_seed(1234)
-    ctx = F.layer_norm(torch.randn(1, n, d, generator=g), (d,)).to(dev)
-    goal = F.layer_norm(torch.randn(n, d, generator=g), (d,)).to(dev)
+    ctx = normalize_tokens(torch.randn(1, n, d, generator=g)).to(dev)
+    goal = normalize_tokens(torch.randn(n, d, generator=g)).to(dev)
     state = torch.tensor([[0.45, 0.0, 0.35, 3.1, 0.05, -0.1, 0.2]], device=dev)
     cem = CEMConfig(samples=samples, iterations=iterations, topk=topk, horizon=horizon, seed=seed)
     objective = get_objective(cem.energy, cem.normalize)
@@ -186,6 +194,7 @@ def run_planner_bench(config: str = "tiny", samples: int = 800, iterations: int 
             export.append(tmp)
         return make_backend(name, export_dir=export[0], threads=torch.get_num_threads())
 
+    precision = resolve_precision(precision, dev) if backend == "torch" else "fp32"
     be = build(backend, precision=precision, compile=compile)
     wm = WorldModel(be, chunk_size=chunk_size)
     ours = CEMPlanner(cem, wm.unroll, objective)
@@ -208,10 +217,15 @@ def run_planner_bench(config: str = "tiny", samples: int = 800, iterations: int 
         planners[_key(name)] = CEMPlanner(cem, other.unroll, objective)
     if compare_reference:
         planners["reference"] = CEMPlanner(cem, ReferenceRollout(pred).unroll, objective)
+    if ablation and backend == "torch" and (precision != "fp32" or native_bf16(dev)):
+        other = "fp32" if precision != "fp32" else "bf16"  # the other precision, side by side
+        planners[f"ours_{other}"] = CEMPlanner(
+            cem, WorldModel(build("torch", precision=other, compile=compile), chunk_size=chunk_size).unroll, objective)
     if ablation:
         planners["ours_no_chunking"] = CEMPlanner(cem, WorldModel(be, chunk_size=samples).unroll, objective)
         planners["ours_no_kv_cache"] = CEMPlanner(
-            cem, WorldModel(make_backend("torch", predictor=pred, device=str(dev)), use_kv_cache=False,
+            cem, WorldModel(make_backend("torch", predictor=pred, device=str(dev), precision=precision),
+                            use_kv_cache=False,
                             chunk_size=chunk_size).unroll, objective)
         if "onnxruntime" in compare_backends and backend != "onnxruntime":  # the step graphs' share of it
             planners["onnxruntime_no_kv_cache"] = CEMPlanner(
@@ -246,6 +260,9 @@ def run_planner_bench(config: str = "tiny", samples: int = 800, iterations: int 
         record["speedup_vs_reference"] = record["ms_per_plan_median_reference"] / record["ms_per_plan_median"]
         diff = (results["ours"].actions - results["reference"].actions).abs().max().item()
         record["plan_max_abs_diff_vs_reference_m"] = diff
+        for k in planners:  # every variant's plan against the reference's (exact variants agree to rounding)
+            record[f"plan_max_abs_diff_vs_reference_m_{k}"] = (
+                results[k].actions - results["reference"].actions).abs().max().item()
         record["plan_energy_rel_diff"] = abs(record["plan_energy_ours"] - record["plan_energy_reference"]) / max(
             abs(record["plan_energy_reference"]), 1e-12)
     return record
@@ -379,7 +396,10 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--backend", default="torch",
                        choices=["torch", "onnxruntime", "onnxruntime-cuda", "onnxruntime-trt", "tensorrt"])
         p.add_argument("--repeats", type=int, default=3 if name == "planner" else 10)
-        p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+        p.add_argument("--precision", default="auto" if name == "planner" else "fp32",
+                       choices=["auto", "fp32", "bf16", "fp16"],
+                       help="torch backend: auto = bf16 where the device computes it natively (AVX-512 BF16/AMX "
+                            "CPUs, CUDA), else fp32" + (" (default)" if name == "planner" else ""))
         p.add_argument("--compile", action="store_true", help="torch.compile the hot path")
         p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
         p.add_argument("--threads", type=int, default=None, help="torch CPU threads")

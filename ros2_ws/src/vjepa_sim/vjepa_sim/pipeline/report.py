@@ -35,6 +35,8 @@ def summarize(episodes: list, policy: str, settings: dict) -> dict:
         "mean_steps": float(np.mean([e["steps"] for e in episodes])) if n else None,
         "planning_time_mean_s": float(np.mean(ptimes)) if ptimes else None,
         "planning_time_median_s": float(np.median(ptimes)) if ptimes else None,
+        "planning_time_p50_s": float(np.percentile(ptimes, 50)) if ptimes else None,
+        "planning_time_p99_s": float(np.percentile(ptimes, 99)) if ptimes else None,
         "settings": settings,
         "per_episode": episodes,
     }
