@@ -24,6 +24,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -379,11 +380,15 @@ def echo_messages(out: str) -> list[dict]:
     return docs
 
 
-def goal_request(size: int = 32) -> str:
-    """A SetGoal request with a small rgb8 test pattern (the encoder resizes any image to its input)."""
+def image_yaml(size: int = 32) -> str:
+    """A small rgb8 test pattern as a sensor_msgs/Image in YAML (the encoder resizes any image to its input)."""
     data = [((x * 7 + y * 3 + c * 50) % 256) for y in range(size) for x in range(size) for c in range(3)]
-    image = f"{{height: {size}, width: {size}, encoding: rgb8, step: {3 * size}, data: [{','.join(map(str, data))}]}}"
-    return f"{{image: {image}, task: launch test, start: true}}"
+    return f"{{height: {size}, width: {size}, encoding: rgb8, step: {3 * size}, data: [{','.join(map(str, data))}]}}"
+
+
+def goal_request(size: int = 32) -> str:
+    """A SetGoal request with a small rgb8 test pattern."""
+    return f"{{image: {image_yaml(size)}, task: launch test, start: true}}"
 
 
 def echo_once_while(graph: Graph, topic: str, msg_type: str, trigger: Callable[[], None], timeout: float = 60.0,
@@ -618,7 +623,7 @@ def test_franka_vjepa_launch_brings_up_franka_and_our_nodes_under_the_namespace(
     record = tmp_path / "franka_record"
     _franka_env(graph, franka_interfaces, record)
     run = graph.launch("vjepa2_ros", "franka_vjepa.launch.py", "robot_ip:=172.16.0.2", "namespace:=fr3a",
-                       *_tiny_model(), noninteractive=True)
+                       "convention:=droid", *_tiny_model(), noninteractive=True)
     graph.wait_nodes({"/fr3a/encoder_node", "/fr3a/planner_node"},
                      ready=["[fr3a.encoder_node]: encoding", "[fr3a.planner_node]: planner ready"])
     run.note_children()
@@ -653,10 +658,44 @@ def test_franka_vjepa_launch_brings_up_franka_and_our_nodes_under_the_namespace(
     goal = response(graph.cli("service", "call", "/fr3a/planner_node/set_goal", "vjepa_interfaces/srv/SetGoal",
                               goal_request(), timeout=90))
     assert goal["success"] == "True", goal
-    assert get_params(graph, {"/fr3a/planner_node": ["device"]})[0]["/fr3a/planner_node"] == from_params_file(
-        "planner.yaml", "planner_node", "device")
+    params = get_params(graph, {"/fr3a/planner_node": ["device", "ee_convention", "min_step_duration_s"],
+                                "/fr3a/encoder_node": ["crop"]})[0]
+    assert params["/fr3a/planner_node"]["device"] == from_params_file("planner.yaml", "planner_node", "device")[
+        "device"]
+    # convention:=droid: the released model's preset over the params files
+    assert params["/fr3a/planner_node"]["ee_convention"] == (str, "droid")
+    assert params["/fr3a/planner_node"]["min_step_duration_s"] == (float, 1.0)
+    assert params["/fr3a/encoder_node"] == {"crop": (str, "droid")}
+
+    # latents flow: camera frames -> /fr3a/vjepa/latent; plan status flows on /fr3a/planner_node/status
+    latent = _latent_from_camera(graph, "/fr3a/vjepa/latent")
+    assert (latent["frames"], latent["height"], latent["width"]) == (1, 4, 4), latent
+
+    def stop() -> None:
+        assert response(graph.cli("service", "call", "/fr3a/planner_node/stop", "std_srvs/srv/Trigger"))[
+            "success"] == "True"
+    status = echo_once_while(graph, "/fr3a/planner_node/status", "vjepa_interfaces/msg/PlanStatus", stop,
+                             extra=("--no-arr",))
+    assert status["episode"] == 1, status
 
     graph.stop_all()
+
+
+def _latent_from_camera(graph: Graph, topic: str) -> dict:
+    """A camera (`ros2 topic pub` of a 64x64 rgb8 frame stamped now, 4 Hz) while `ros2 topic echo --once` waits
+    for a latent on ``topic``; that latent."""
+    data = ",".join(str((i * 37) % 251) for i in range(64 * 64 * 3))
+    camera = graph.start("topic", "pub", "-r", "4", "-p", "1000000", "/camera/image_raw", "sensor_msgs/msg/Image",
+                         f"{{header: {{stamp: now, frame_id: cam}}, height: 64, width: 64, encoding: rgb8, "
+                         f"step: 192, data: [{data}]}}")
+    try:
+        rc, out = graph.finish(graph.start("topic", "echo", "--no-daemon", "--once", "--no-arr", "--timeout", "60",
+                                           topic, "vjepa_interfaces/msg/Latent"), timeout=90)
+        assert rc == 0, f"no latent on {topic}:\n{out}\n{graph.tails()}"
+    finally:
+        camera.send_signal(signal.SIGINT)
+        graph.finish(camera, timeout=30)
+    return echo_messages(out)[0]
 
 
 def test_franka_vjepa_launch_without_bringup_starts_only_our_nodes(graph, franka_interfaces, tmp_path):
@@ -666,7 +705,7 @@ def test_franka_vjepa_launch_without_bringup_starts_only_our_nodes(graph, franka
     # a lab's own params files (here: the released model's DROID conventions, fewer CEM samples)
     planner_params, perception_params = tmp_path / "planner.yaml", tmp_path / "perception.yaml"
     doc = yaml.safe_load((ROOT / "config" / "planner.yaml").read_text())
-    doc["planner_node"]["ros__parameters"].update(ee_convention="droid", cem_samples=64)
+    doc["planner_node"]["ros__parameters"].update(ee_convention="droid", cem_samples=64, fault_timeout_s=3.0)
     planner_params.write_text(yaml.safe_dump(doc))
     doc = yaml.safe_load((ROOT / "config" / "perception.yaml").read_text())
     doc["encoder_node"]["ros__parameters"].update(crop="droid")
@@ -696,7 +735,32 @@ def test_franka_vjepa_launch_without_bringup_starts_only_our_nodes(graph, franka
     assert {name: planner[name] for name in wiring} == wiring
     assert_params_file_arrived(planner, planner_params, "planner_node",
                                ("checkpoint", "model_config", "robot", *wiring))
+
+    # the README's goal-sequence command (no franka here, so no pose: the episode holds, then fails after
+    # fault_timeout_s) and its recover command (allow_recover off: the documented refusal)
+    goals = f"{{images: [{image_yaml(32)}, {image_yaml(24)}], max_steps: [4, 10]}}"
+    out = graph.cli("action", "send_goal", "--feedback", "/planner_node/reach_goals",
+                    "vjepa_interfaces/action/ReachGoals", goals, timeout=120)
+    assert "Goal accepted with ID" in out and "Feedback:" in out, out
+    # `ros2 action send_goal` indents only the first line of the result's YAML
+    result = yaml.safe_load(out.split("Result:", 1)[1].split("Goal finished with status:", 1)[0].strip())
+    assert result["episode"] == 1 and not result["success"] and len(result["outcomes"]) == 2, result
+    assert "Goal finished with status: ABORTED" in out, out
+    recover = response(graph.cli("service", "call", "/planner_node/recover", "std_srvs/srv/Trigger"))
+    assert recover["success"] == "False" and recover["message"].startswith("~/recover is off: set allow_recover"), (
+        recover)
     graph.stop_all()
+
+
+def test_franka_vjepa_show_args_lists_every_argument(graph):
+    """docs/lab.md: `ros2 launch vjepa2_ros franka_vjepa.launch.py --show-args` lists every argument, starts
+    nothing."""
+    _installed_launch_file("franka_vjepa.launch.py")
+    out = graph.cli("launch", "vjepa2_ros", "franka_vjepa.launch.py", "--show-args")
+    shown = set(re.findall(r"^    '(\w+)':", out, re.M))
+    assert shown == set(_declared(ROOT / "launch" / "franka_vjepa.launch.py")), out
+    assert "convention" in shown and "(default: '')" in out, out
+    graph.assert_nothing_left()
 
 
 def test_franka_vjepa_launch_refuses_bringup_without_robot_ip(graph, franka_interfaces, tmp_path):
@@ -788,3 +852,39 @@ def test_launch_files_give_their_nodes_time_to_exit_cleanly(ros2_cli, name):
         if isinstance(entity, DeclareLaunchArgument):
             entity.execute(context)
     assert LaunchConfiguration("sigterm_timeout", default=5).perform(context) == "15"
+
+
+# ---- planner.launch.py with its defaults where franka_ros2 is not built; the README's `ros2 run` of the recorder --
+def test_planner_launch_runs_with_its_defaults_without_franka_msgs(graph):
+    """planner.launch.py's default gripper (franka_action) no longer needs franka_msgs to start: the node comes up,
+    warns that the gripper cannot be commanded (``gripper:=none`` where there is none), and stops cleanly."""
+    _installed_launch_file("planner.launch.py")
+    probe = subprocess.run([sys.executable, "-c", "import franka_msgs"], env=graph.env, capture_output=True)
+    assert probe.returncode != 0, "franka_msgs is importable here: this test needs an environment without it"
+    run = graph.launch("vjepa2_ros", "planner.launch.py", *_tiny_model(), noninteractive=True)
+    graph.wait_nodes({"/planner_node"}, ready=["[planner_node]: planner ready"])
+    run.note_children()
+    assert "GRIPPER UNAVAILABLE: gripper 'franka_action' needs franka_msgs" in run.output(), run.tail()
+    params, _ = get_params(graph, {"/planner_node": ["gripper"]})
+    assert params["/planner_node"] == {"gripper": (str, "franka_action")}  # config/planner.yaml's default
+    graph.stop_all()
+
+
+def test_readme_ros2_run_recorder_node(graph, tmp_path):
+    """README: `ros2 run vjepa_training recorder_node --ros-args --params-file config/recorder.yaml` (output_dir
+    pointed at the test's directory) records an episode through its services and exits 0 on Ctrl-C."""
+    bags = tmp_path / "bags"
+    argv = [graph.ros2, "run", "vjepa_training", "recorder_node", "--ros-args", "--params-file",
+            "config/recorder.yaml", "-p", f"output_dir:={bags}"]
+    run = Launch(argv, graph.env, tmp_path / "ros2_run_recorder.log", noninteractive=False)
+    graph.launches.append(run)
+    graph.wait_nodes({"/recorder_node"}, ready=["[recorder_node]: recording"])
+    start = response(graph.cli("service", "call", "/recorder_node/start_episode", "std_srvs/srv/Trigger"))
+    assert start["success"] == "True", start
+    stop = response(graph.cli("service", "call", "/recorder_node/stop_episode", "std_srvs/srv/Trigger"))
+    assert stop["success"] == "True", stop
+    (bag,) = [p for p in bags.iterdir() if p.is_dir()]
+    assert (bag / "episode.json").is_file(), sorted(p.name for p in bag.iterdir())
+    assert run.interrupt() == 0, run.tail()  # Ctrl-C in the terminal: the node's group
+    assert "Traceback" not in run.output(), run.tail(200)
+    graph.assert_nothing_left()
