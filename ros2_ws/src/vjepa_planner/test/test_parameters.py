@@ -39,3 +39,17 @@ def test_shipped_params_files_pass_the_start_up_checks(path):
     params.update(_params(ROOT / path))
     params["checkpoint"] = params["checkpoint"] or "given at launch"
     check_parameters(params)
+
+
+@pytest.mark.parametrize("precision,backend,refused", [
+    ("fp32", "onnxruntime", None), ("bf16", "torch", None), ("auto", "torch", None),
+    ("int8", "torch", "precision must be one of"), ("bf16", "onnxruntime", "applies to backend torch only"),
+])
+def test_precision_is_checked_at_start_up(precision, backend, refused):
+    params = {name: default for name, (default, _) in PARAMETERS.items()}
+    params.update(checkpoint="x.pt", precision=precision, backend=backend)
+    if refused is None:
+        check_parameters(params)
+    else:
+        with pytest.raises(ValueError, match=refused):
+            check_parameters(params)
