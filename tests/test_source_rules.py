@@ -51,12 +51,8 @@ def _calls(node: ast.AST) -> list[str]:
 # ------------------------------------------------------------------------------------------------ normalization
 TOKENS_MODULE = "ros2_ws/src/vjepa_core/vjepa_core/tokens.py"
 MODEL_CODE = "ros2_ws/src/vjepa_core/vjepa_core/models/"  # learned LayerNorm layers of the architectures
-# Allowed for now, each with the reason. Keep this list short.
-NORMALIZATION_ALLOWED = {
-    # being rewritten by another change right now (ReferenceRollout and the random ctx/goal latents call
-    # F.layer_norm): remove this entry once it calls vjepa_core.tokens.normalize_tokens
-    "ros2_ws/src/vjepa_core/vjepa_core/cli/bench.py",
-}
+# Allowed exceptions, each with the reason (none today). Keep this list short.
+NORMALIZATION_ALLOWED: set[str] = set()
 
 
 def _affine(call: ast.Call) -> bool:
@@ -110,9 +106,9 @@ def test_normalization_scan_catches_copies(tmp_path):
     assert lines == ["sample.py:4", "sample.py:5", "sample.py:6", "sample.py:7"], lines
 
 
-@pytest.mark.parametrize("entry", sorted(NORMALIZATION_ALLOWED))
-def test_normalization_allow_list_names_real_files(entry):
-    assert (ROOT / entry).is_file(), f"{entry} is gone: drop it from NORMALIZATION_ALLOWED"
+def test_normalization_allow_list_names_real_files():
+    for entry in sorted(NORMALIZATION_ALLOWED):
+        assert (ROOT / entry).is_file(), f"{entry} is gone: drop it from NORMALIZATION_ALLOWED"
 
 
 # ------------------------------------------------------------------------------------------------ msgconv
