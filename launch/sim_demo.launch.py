@@ -18,11 +18,24 @@ import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
-from launch.conditions import IfCondition
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
+
+
+def _model_nodes(context, config: str, model: dict) -> list:
+    """encoder_node and planner_node (unless ``planner:=false``), with ``backend`` only when given."""
+    if LaunchConfiguration("planner").perform(context).lower() not in ("true", "1"):
+        return []
+    backend = LaunchConfiguration("backend").perform(context)
+    params = {**model, **({"backend": backend} if backend else {})}
+    return [
+        Node(package="vjepa_perception", executable="encoder_node", name="encoder_node", output="screen",
+             parameters=[os.path.join(config, "sim_pipeline/encoder.yaml"), params]),
+        Node(package="vjepa_planner", executable="planner_node", name="planner_node", output="screen",
+             parameters=[os.path.join(config, "sim_pipeline/planner.yaml"), params]),
+    ]
 
 
 def generate_launch_description():
@@ -34,13 +47,10 @@ def generate_launch_description():
     seed = LaunchConfiguration("seed")
     autopilot = LaunchConfiguration("autopilot")
     model_dir = LaunchConfiguration("model_dir")
-    backend = LaunchConfiguration("backend")
-    planner = LaunchConfiguration("planner")
     model = {
         "checkpoint": PathJoinSubstitution([model_dir, "vjepa2_sim.pt"]),
         "model_config": PathJoinSubstitution([model_dir, "config.json"]),
         "onnx_dir": PathJoinSubstitution([model_dir, "onnx"]),
-        "backend": backend,
         "use_sim_time": True,
     }
     return LaunchDescription([
@@ -53,7 +63,9 @@ def generate_launch_description():
                               description="none: follow equilibrium_pose targets; explore: scripted play"),
         DeclareLaunchArgument("model_dir", default_value=os.path.join(share, "models", "sim_reach"),
                               description="model directory from `vjepa-sim export` (checkpoint, config.json, onnx/)"),
-        DeclareLaunchArgument("backend", default_value="onnxruntime", description="onnxruntime | torch"),
+        DeclareLaunchArgument("backend", default_value="",
+                              description="onnxruntime | torch for both model nodes ('': each params file's: "
+                                          "encoder_node onnxruntime, planner_node torch)"),
         DeclareLaunchArgument("planner", default_value="true",
                               description="start encoder_node and planner_node (false: the simulator alone)"),
         DeclareLaunchArgument("sigterm_timeout", default_value="15",
@@ -75,20 +87,5 @@ def generate_launch_description():
                 },
             ],
         ),
-        Node(
-            package="vjepa_perception",
-            executable="encoder_node",
-            name="encoder_node",
-            output="screen",
-            condition=IfCondition(planner),
-            parameters=[os.path.join(config, "sim_pipeline/encoder.yaml"), model],
-        ),
-        Node(
-            package="vjepa_planner",
-            executable="planner_node",
-            name="planner_node",
-            output="screen",
-            condition=IfCondition(planner),
-            parameters=[os.path.join(config, "sim_pipeline/planner.yaml"), model],
-        ),
+        OpaqueFunction(function=_model_nodes, args=[config, model]),
     ])

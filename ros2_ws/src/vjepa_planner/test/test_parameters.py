@@ -33,7 +33,8 @@ def test_franka_names_come_from_vjepa_core_franka():
     assert PARAMETERS["base_frame"][0] == franka.BASE_FRAME
 
 
-@pytest.mark.parametrize("path", ["config/planner.yaml", "config/sim_pipeline/planner.yaml"])
+@pytest.mark.parametrize("path", ["config/planner.yaml", "config/sim_pipeline/planner.yaml",
+                                  "config/sim_pipeline/planner_manip.yaml"])
 def test_shipped_params_files_pass_the_start_up_checks(path):
     params = {name: default for name, (default, _) in PARAMETERS.items()}
     params.update(_params(ROOT / path))
@@ -42,7 +43,7 @@ def test_shipped_params_files_pass_the_start_up_checks(path):
 
 
 @pytest.mark.parametrize("precision,backend,refused", [
-    ("fp32", "onnxruntime", None), ("bf16", "torch", None), ("auto", "torch", None),
+    ("fp32", "onnxruntime", None), ("bf16", "torch", None), ("auto", "torch", None), ("auto", "onnxruntime", None),
     ("int8", "torch", "precision must be one of"), ("bf16", "onnxruntime", "applies to backend torch only"),
 ])
 def test_precision_is_checked_at_start_up(precision, backend, refused):

@@ -101,7 +101,7 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "backend": ("torch", "torch | onnxruntime | onnxruntime-cuda | onnxruntime-trt | tensorrt"),
     "device": ("cpu", "torch device: cpu | cuda | cuda:N"),
     "precision": ("fp32", "torch backend: fp32 | bf16 | auto (bf16 where the device computes it natively: "
-                          "AVX-512 BF16 / AMX CPUs, CUDA; else fp32)"),
+                          "AVX-512 BF16 / AMX CPUs, CUDA; else fp32; exported backends: fp32)"),
     "onnx_dir": ("", "export directory of `vjepa-export onnx` (non-torch backends)"),
     "threads": (0, "CPU inference threads (0 = library default); leave cores for drivers on small machines"),
     "expected_model_id": ("", "encoder model id the predictor needs; empty: the id of the encoder in the "
@@ -234,7 +234,7 @@ def check_parameters(p: dict[str, Any]) -> None:
         problems.append("checkpoint is required (the checkpoint holding the AC predictor)")
     if p["precision"] not in PRECISIONS:
         problems.append(f"precision must be one of {', '.join(PRECISIONS)}, got {p['precision']!r}")
-    elif p["precision"] != "fp32" and p["backend"] != "torch":
+    elif p["precision"] not in ("fp32", "auto") and p["backend"] != "torch":  # auto: an export runs in fp32
         problems.append(f"precision {p['precision']} applies to backend torch only (exported graphs are fp32), "
                         f"got backend {p['backend']!r}")
     problems += _planner_problems(p, number)

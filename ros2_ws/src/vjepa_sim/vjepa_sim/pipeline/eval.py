@@ -87,8 +87,15 @@ def model_files(model_dir: Path) -> dict:
             "onnx_dir": str((model_dir / "onnx").resolve())}
 
 
+#: ``--backend`` value that keeps each node's params-file backend (the shipped sim configs: encoder_node on
+#: onnxruntime, planner_node on torch, the faster backend for each here; bench/README.md).
+CONFIG_BACKEND = "config"
+BACKENDS = (CONFIG_BACKEND, "onnxruntime", "torch")
+
+
 def graph_nodes(settings: Settings, model_dir: Path | None, backend: str, real_time_factor: float) -> list:
-    """Runner node specs of the evaluation graph (sim_node alone when ``model_dir`` is None)."""
+    """Runner node specs of the evaluation graph (sim_node alone when ``model_dir`` is None); ``backend`` is
+    :data:`CONFIG_BACKEND` (each node's params file decides) or one backend for encoder_node and planner_node."""
     e = settings.section("eval")
     nodes: list = [{"package": "vjepa_sim", "executable": "sim_node", "name": "sim_node",
                     "parameters": [*settings.sim_params(), {"real_time_factor": float(real_time_factor)}]}]
@@ -96,7 +103,9 @@ def graph_nodes(settings: Settings, model_dir: Path | None, backend: str, real_t
         files = model_files(model_dir)
         if backend != "torch" and not Path(files["onnx_dir"]).is_dir():
             raise ValueError(f"backend {backend} needs {files['onnx_dir']} (run `vjepa-sim export`)")
-        model = {**files, "backend": backend, "use_sim_time": True}
+        model = {**files, "use_sim_time": True}
+        if backend != CONFIG_BACKEND:  # otherwise each node's params file says (shipped: onnxruntime encoder,
+            model["backend"] = backend  # torch planner)
         if backend == "torch":
             model["onnx_dir"] = ""
         nodes.append({"package": "vjepa_perception", "executable": "encoder_node", "name": "encoder_node",
@@ -215,7 +224,7 @@ def _run_episode(ex: Experimenter, task: dict, policy: str, e: dict, rng: np.ran
 
 
 def evaluate(settings: Settings, model_dir: Path | None, episodes: int, seed: int, policy: str, out_json: Path,
-             backend: str = "onnxruntime", verbose: bool = False, command: str = "", task: str = "reach",
+             backend: str = CONFIG_BACKEND, verbose: bool = False, command: str = "", task: str = "reach",
              max_steps_per_goal: int | None = None) -> dict:
     """Run ``episodes`` episodes of ``task``; write ``out_json``, ``<stem>.md`` and ``<stem>_episodes/*.png``.
 
@@ -289,8 +298,8 @@ def add_arguments_eval(parser: argparse.ArgumentParser) -> None:
                              "scripted: the state-based controller (the upper bound)")
     parser.add_argument("--max-steps-per-goal", type=int, default=None,
                         help="cap every sub-goal's step budget (smoke tests; the tasks' budgets otherwise)")
-    parser.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "torch"),
-                        help="inference backend of encoder_node and planner_node")
+    parser.add_argument("--backend", default=CONFIG_BACKEND, choices=BACKENDS,
+                        help="inference backend of encoder_node and planner_node (default: their params files')")
     parser.add_argument("--json", required=True, help="output JSON; also writes <stem>.md and <stem>_episodes/*.png")
     parser.add_argument("--quiet", action="store_true", help="print only one line per episode")
 
@@ -324,7 +333,8 @@ def add_arguments_demo(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="episode seed (default 0)")
     parser.add_argument("--episodes", type=int, default=1)
     parser.add_argument("--out", default="runs/demo", help="output directory for the JSON, report and pictures")
-    parser.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "torch"))
+    parser.add_argument("--backend", default=CONFIG_BACKEND, choices=BACKENDS,
+                        help="inference backend of encoder_node and planner_node (default: their params files')")
 
 
 def run_demo(args: argparse.Namespace) -> int:

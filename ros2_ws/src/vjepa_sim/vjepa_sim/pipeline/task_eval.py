@@ -37,7 +37,7 @@ from vjepa_core.msgconv import pose_xyzq_from_msg
 
 from .. import tasks
 from ..scripted import make_policy
-from .eval import graph_nodes, plan_states
+from .eval import CONFIG_BACKEND, graph_nodes, plan_states
 from .experimenter import Experimenter, image_array, stamp_seconds
 from .graph import NodeGraph
 from .report import write_json
@@ -390,7 +390,7 @@ def write_task_report(path: Path, summary: dict, command: str = "") -> Path:
 
 
 def evaluate_task(settings: Settings, task: str, model_dir: Path | None, episodes: int, seed: int, policy: str,
-                  out_json: Path, backend: str = "onnxruntime", verbose: bool = False, command: str = "",
+                  out_json: Path, backend: str = CONFIG_BACKEND, verbose: bool = False, command: str = "",
                   max_steps_per_goal: int | None = None) -> dict:
     """Run ``episodes`` episodes of manipulation ``task`` with ``policy``; write the JSON, report and strips."""
     if task not in tasks.TASKS:
