@@ -131,6 +131,7 @@ class RunnerProcess:
             if self.proc.poll() is None:
                 self.proc.kill()
         self._reader.join(5)
+        self.proc.stdout.close()  # the pipe is ours to close once the reader has drained it
         return rc
 
 

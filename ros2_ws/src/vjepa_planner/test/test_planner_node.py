@@ -634,6 +634,8 @@ def test_shutdown_mid_plan_holds_at_the_newest_pose(sig, tmp_path, ros_domain_id
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        reader.join(timeout=10)
+        proc.stdout.close()
         spinner.close()
         node.destroy_node()
         rclpy.shutdown(context=context)
