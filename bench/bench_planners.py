@@ -10,7 +10,9 @@ config/sim_pipeline/planner.yaml through a pipeline copy whose `eval.planner_par
 (the gradient refinement needs it; the same backend for all keeps the planning times comparable) and one planner
 thread (`threads: 1`). Output: the eval JSONs (without pictures) under `bench/results/planners/` and a summary
 `bench/results/planners.json` (success rate and planning time per step, p50 / p99, per run), rendered by
-`bench/make_readme.py`.
+`bench/make_readme.py`. The closed-loop planning times share the machine with the simulator, the encoder and other
+jobs; `offline_timing` adds each planner's time per step measured alone on the same model, runs interleaved
+(`--timing-only` re-measures it into an existing summary).
 
 Settings (temperature, keep fraction, learning rate) were chosen on the development seed 9 (a few episodes,
 `--seed 9 --episodes 4 --out runs/planners/dev.json`), never on the evaluation seeds 0, 1, 2: see `CHOSEN` and the
@@ -35,10 +37,20 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: settings chosen on the development seed 9 (see TUNING); applied to every run of the kind that uses them
-CHOSEN: dict[str, Any] = {"mppi_temperature": 0.1, "icem_keep_elites": 0.3, "adam_steps": 5, "adam_lr": 0.005}
-#: what the development runs measured (seed 9), filled in by hand from runs/planners/dev*.json
-TUNING: dict[str, Any] = {}
+#: settings chosen on the development seed 9 (see TUNING); applied to every run of the kind that uses them.
+#: Criterion, fixed before looking: successes, then fewest planning steps in total (how directly the arm reaches),
+#: then the median final distance. icem_noise_beta has no effect at the sim planner's horizon 1 (white noise).
+CHOSEN: dict[str, Any] = {"mppi_temperature": 0.03, "icem_keep_elites": 0.3, "adam_steps": 5, "adam_lr": 0.005}
+#: the development runs (seed 9, 6 episodes, 128 x 4; runs/planners/dev_*.json): successes / planning steps in
+#: total / median final distance
+TUNING: dict[str, Any] = {
+    "cem": "6/6, 43 steps, 1.0 cm",
+    "mppi_temperature": {"0.03": "6/6, 33 steps, 0.74 cm", "0.1": "6/6, 39 steps, 0.60 cm",
+                         "0.3": "6/6, 39 steps, 0.77 cm", "1.0": "6/6, 55 steps, 0.60 cm"},
+    "icem_keep_elites": {"0.3": "6/6, 32 steps, 0.85 cm", "0.6": "5/6, 43 steps, 0.47 cm"},
+    "adam_lr (5 steps)": {"0.002": "5/6, 44 steps, 0.80 cm", "0.005": "5/6, 45 steps, 0.70 cm",
+                          "0.01": "5/6, 44 steps, 0.95 cm"},
+}
 
 #: name -> (planner kind, samples, iterations)
 RUNS: dict[str, tuple[str, int, int]] = {
@@ -55,8 +67,10 @@ _KIND_PARAMS = {"mppi": ("mppi_temperature",), "icem": ("icem_noise_beta", "icem
 
 
 def overlay(kind: str, samples: int, iterations: int, params: dict[str, Any]) -> dict[str, Any]:
-    """planner_node parameters of one run: kind, budget, one thread, and the settings its kind uses."""
-    out: dict[str, Any] = {"planner": kind, "cem_samples": samples, "cem_iterations": iterations, "threads": 1}
+    """planner_node parameters of one run: kind, budget, one thread, fp32 (pinned: the shipped sim config's
+    ``precision: auto`` runs bf16 on some CPUs), and the settings its kind uses."""
+    out: dict[str, Any] = {"planner": kind, "cem_samples": samples, "cem_iterations": iterations, "threads": 1,
+                           "precision": "fp32"}
     for part, names in _KIND_PARAMS.items():
         if part in kind.split("_"):
             out.update({n: params[n] for n in names if n in params})
@@ -98,7 +112,8 @@ def row(name: str, kind: str, samples: int, iterations: int, planner: dict[str, 
     finals = [e["final_distance"] for e in eps if e.get("final_distance") is not None]
     return {
         "name": name, "planner": kind, "samples": samples, "iterations": iterations,
-        "settings": {k: v for k, v in planner.items() if k not in ("planner", "cem_samples", "cem_iterations")},
+        "settings": {k: v for k, v in planner.items()
+                     if k not in ("planner", "cem_samples", "cem_iterations", "threads", "precision")},
         "episodes": len(eps), "successes": int(sum(bool(e.get("success")) for e in eps)),
         "success_rate": float(np.mean([bool(e.get("success")) for e in eps])) if eps else None,
         "median_final_distance_m": float(np.median(finals)) if finals else None,
@@ -110,6 +125,46 @@ def row(name: str, kind: str, samples: int, iterations: int, planner: dict[str, 
     }
 
 
+def offline_timing(names: list[str], params: dict[str, Any], reps: int) -> dict[str, dict[str, float]]:
+    """Planning time of one step per run, off the closed loop: each run's planner as planner_node builds it (the
+    sim params file + the run's overlay, torch backend, 1 thread) on `models/sim_reach`, timed ``reps`` times with
+    the runs interleaved (so a load change on the shared machine hits every run alike); wall-clock median and min
+    and the median CPU time of this one-thread process (what the plan costs on an idle core), in ms."""
+    import torch
+
+    from vjepa_core.loading import load_world_model
+    from vjepa_core.tokens import normalize_tokens
+    from vjepa_planner.planner_node import PARAMETERS, planner_settings
+    from vjepa_planner.world_planner import LatentPlanner
+
+    model_dir = ROOT / "models" / "sim_reach"
+    model = load_world_model(model_dir / "vjepa2_sim.pt", str(model_dir / "config.json"), encoder=False,
+                             predictor=True, backend="torch", threads=1)
+    sim = yaml.safe_load((ROOT / "config" / "sim_pipeline" / "planner.yaml").read_text())["planner_node"]
+    base = {**{k: v for k, (v, _) in PARAMETERS.items()}, **sim["ros__parameters"]}
+    be = model.world_model.backend
+    g = torch.Generator().manual_seed(0)
+    ctx = normalize_tokens(torch.randn(1, be.tokens_per_frame, be.embed_dim, generator=g))
+    goal = normalize_tokens(torch.randn(be.tokens_per_frame, be.embed_dim, generator=g))
+    state = torch.tensor([[0.5, 0.0, 0.3, 3.14159, 0.0, 0.0, 0.0]])
+    planners = {}
+    for name in names:
+        kind, samples, iterations = RUNS[name]
+        k, cfg = planner_settings({**base, **overlay(kind, samples, iterations, params), "backend": "torch"})
+        planners[name] = LatentPlanner(model.world_model, cfg, model.predictor_cfg.grid_hw, k).cem
+    wall: dict[str, list[float]] = {n: [] for n in names}
+    cpu: dict[str, list[float]] = {n: [] for n in names}
+    for rep in range(reps + 1):
+        for name, planner in planners.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            planner.plan(ctx, state, goal)
+            if rep:  # the first round warms up (allocations, autograd)
+                wall[name].append((time.perf_counter() - t0) * 1e3)
+                cpu[name].append((time.process_time() - c0) * 1e3)
+    return {n: {"median_ms": round(float(np.median(wall[n])), 1), "min_ms": round(float(np.min(wall[n])), 1),
+                "cpu_median_ms": round(float(np.median(cpu[n])), 1)} for n in names}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--episodes", type=int, default=20)
@@ -119,6 +174,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="override a CHOSEN setting (development runs), e.g. mppi_temperature=0.3")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "planners.json"))
     ap.add_argument("--workdir", default=str(ROOT / "runs" / "planners"))
+    ap.add_argument("--timing-reps", type=int, default=10, help="offline planning-time repetitions per run")
+    ap.add_argument("--merge", action="store_true",
+                    help="replace only these runs' rows in an existing --out summary (same episodes and seed)")
+    ap.add_argument("--timing-only", action="store_true",
+                    help="measure only the offline planning times and add them to an existing --out summary")
     args = ap.parse_args(argv)
     params = dict(CHOSEN)
     for item in args.param:
@@ -132,6 +192,13 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown runs {unknown}; choose from {list(RUNS)}")
     os.chdir(ROOT)
     out = Path(args.out)
+    if args.timing_only:
+        doc = json.loads(out.read_text())
+        doc["offline_timing"] = offline_timing([r["name"] for r in doc["rows"]], doc["params"], args.timing_reps)
+        doc["offline_timing_load_average"] = os.getloadavg()[0]
+        out.write_text(json.dumps(doc, indent=1))
+        print(json.dumps(doc["offline_timing"], indent=1))
+        return 0
     eval_dir = out.parent / out.stem  # the eval JSONs beside the summary
     eval_dir.mkdir(parents=True, exist_ok=True)
     load = [os.getloadavg()[0]]
@@ -148,16 +215,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: {r['successes']}/{r['episodes']} success, plan p50 {r['planning_time_p50_s']:.3f} s "
               f"p99 {r['planning_time_p99_s']:.3f} s", flush=True)
     load.append(os.getloadavg()[0])
+    timing = offline_timing(names, params, args.timing_reps)
     import torch
 
     result = {
-        "task": "reach", "model": "models/sim_reach", "backend": "torch", "planner_threads": 1,
+        "task": "reach", "model": "models/sim_reach", "backend": "torch", "precision": "fp32", "planner_threads": 1,
         "episodes": args.episodes, "seed": args.seed, "params": params, "tuning": TUNING, "rows": rows,
+        "offline_timing": timing, "offline_timing_load_average": os.getloadavg()[0],
         "command": "python bench/bench_planners.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d"), "load_average": load,
         "machine": {"cpus": os.cpu_count(), "cpu": platform.processor() or platform.machine(),
                     "python": platform.python_version(), "torch": torch.__version__},
     }
+    if args.merge and out.is_file():
+        old = json.loads(out.read_text())
+        if (old["episodes"], old["seed"]) != (args.episodes, args.seed):
+            raise SystemExit(f"--merge: {out} has {old['episodes']} episodes at seed {old['seed']}")
+        new = {r["name"]: r for r in rows}
+        result["rows"] = [new.pop(r["name"], r) for r in old["rows"]] + list(new.values())
+        result["offline_timing"] = {**old.get("offline_timing", {}), **timing}
+        result["load_average"] = [*old.get("load_average", []), *load]
+        result["command"] = f"{old.get('command', '')}; {result['command']}"
+        result["merged_runs"] = [*old.get("merged_runs", []), *names]
     out.write_text(json.dumps(result, indent=1))
     print(f"-> {out}")
     return 0

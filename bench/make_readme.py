@@ -323,6 +323,41 @@ def sec_action(doc: dict[str, Any], date: str) -> str:
     return "\n".join(lines) + _footer(doc.get("command", "python bench/bench_action.py"), _machine(doc), date)
 
 
+def sec_planners(doc: dict[str, Any], date: str) -> str:
+    lines = [f"Planners side by side on the simulated reach task (`{doc['model']}`, {doc['episodes']} episodes at "
+             f"seed {doc['seed']} each, the same episodes for every run): closed-loop success (final distance "
+             f"<= 5 cm) and planning time per step, backend {doc['backend']} ({doc.get('precision', 'fp32')}) with "
+             f"{doc['planner_threads']} planner "
+             "thread. Settings were chosen on the development seed 9, not on the evaluation seeds.", "",
+             "| planner | samples x iterations | settings | success | median final distance | planning steps | "
+             "plan time in the loop p50 / p99 | alone: CPU time (wall) |", "|---|---|---|---|---|---|---|---|"]
+    alone = doc.get("offline_timing") or {}
+    for r in doc["rows"]:
+        settings = ", ".join(f"{k} {v}" for k, v in r["settings"].items() if k != "threads") or "-"
+        dist = r.get("median_final_distance_m")
+        t = alone.get(r["name"])
+        lines.append(f"| {r['planner']} | {r['samples']}x{r['iterations']} | {settings} | "
+                     f"{r['successes']}/{r['episodes']} = {100 * r['success_rate']:.0f}% | "
+                     f"{'-' if dist is None else f'{100 * dist:.1f} cm'} | {r['steps']} | "
+                     f"{1e3 * r['planning_time_p50_s']:.0f} / {1e3 * r['planning_time_p99_s']:.0f} ms | "
+                     + (f"{t['cpu_median_ms']:.0f} ms ({t['median_ms']:.0f} ms) |" if t else "- |"))
+    if alone:
+        lines += ["", "In the loop: planner_node's time per step during the episodes (sharing the 2 cores with the "
+                      "simulator, the encoder and other jobs). Alone: one step of the same planner on the same model "
+                      "in one process, runs interleaved, median CPU time of the one-thread process (what a step costs "
+                      "on an idle core) and its wall-clock median (load average "
+                      f"{doc.get('offline_timing_load_average', float('nan')):.1f} during that measurement)."]
+    if doc.get("tuning"):
+        runs = [f"{k} {', '.join(f'{x}: {y}' for x, y in v.items())}" if isinstance(v, dict) else f"{k}: {v}"
+                for k, v in doc["tuning"].items()]
+        lines += ["", "Development runs that chose the settings (seed 9, 6 episodes, 128x4; successes, planning steps, "
+                      "median final distance): " + "; ".join(runs) + "."]
+    if doc.get("notes"):
+        lines += ["", f"Note: {doc['notes']}"]
+    lines += _load_note(doc)
+    return "\n".join(lines) + _footer(doc.get("command", "python bench/bench_planners.py"), _machine(doc), date)
+
+
 SECTIONS: list[tuple[str, str, str, Callable[[dict[str, Any], str], str]]] = [
     ("Simulator", "sim.json", "python bench/bench_sim.py", sec_sim),
     ("Dataset pipeline", "data.json", "python bench/bench_data.py", sec_data),
@@ -333,6 +368,7 @@ SECTIONS: list[tuple[str, str, str, Callable[[dict[str, Any], str], str]]] = [
     ("Energy landscape tool (issue 4)", "landscape.json", "vjepa-bench landscape --config tiny", sec_landscape),
     ("Simulated reaching: action inference (issue 10)", "sim_reach.json", "python bench/bench_reach.py", sec_reach),
     ("Simulated manipulation (issue 15)", "manipulation.json", "python bench/bench_manip.py", sec_manip),
+    ("Planners on the sim reach task (issue 18)", "planners.json", "python bench/bench_planners.py", sec_planners),
     ("GPU check (issue 18)", "gpu.json", "bash bench/gpu_check.sh", sec_gpu),
     ("Video understanding: action_node (issue 17)", "action.json", "python bench/bench_action.py", sec_action),
 ]

@@ -65,7 +65,7 @@ class LatentPlanner:
 
     @torch.no_grad()
     def __call__(self, request: PlanRequest, cancel: Callable[[], bool] | None = None) -> PlanOutput:
-        """Plan for ``request``; ``cancel`` (asked between CEM iterations) abandons it early.
+        """Plan for ``request``; ``cancel`` (asked between iterations and gradient steps) abandons it early.
 
         The goal energy of the current observation comes first: when the request only measures it
         (``measure_only``: the goal's budget is spent) or it already meets the goal's threshold, no search runs

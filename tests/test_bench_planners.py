@@ -1,0 +1,46 @@
+"""bench/bench_planners.py gives each run only the settings of its planner kind, and bench/make_readme.py renders the
+planners section (issue 18) from a bench/results/planners.json."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_planners import CHOSEN, overlay, row  # noqa: E402
+
+
+def test_each_run_gets_its_kinds_settings_only():
+    assert overlay("cem", 128, 4, CHOSEN) == {"planner": "cem", "cem_samples": 128, "cem_iterations": 4,
+                                              "threads": 1, "precision": "fp32"}
+    assert overlay("mppi", 256, 6, CHOSEN)["mppi_temperature"] == CHOSEN["mppi_temperature"]
+    adam = overlay("cem_adam", 128, 4, CHOSEN)
+    assert adam["adam_lr"] == CHOSEN["adam_lr"] and adam["adam_steps"] == CHOSEN["adam_steps"]
+    assert "mppi_temperature" not in adam and "icem_keep_elites" not in adam
+    assert overlay("icem", 128, 4, CHOSEN)["icem_keep_elites"] == CHOSEN["icem_keep_elites"]
+
+
+def test_the_section_renders_a_row_per_run(tmp_path):
+    eval_doc = {"per_episode": [
+        {"success": True, "final_distance": 0.01, "trace": [{"planning_time": 0.2}, {"planning_time": 0.4}]},
+        {"success": False, "final_distance": 0.09, "trace": [{"planning_time": 0.3}, {"planning_time": None}]}]}
+    r = row("mppi_128x4", "mppi", 128, 4, overlay("mppi", 128, 4, {"mppi_temperature": 0.03}), eval_doc)
+    assert (r["successes"], r["episodes"], r["steps"]) == (1, 2, 3)
+    assert r["planning_time_p50_s"] == 0.3 and abs(r["median_final_distance_m"] - 0.05) < 1e-12
+    doc = {"model": "models/sim_reach", "episodes": 2, "seed": 0, "backend": "torch", "planner_threads": 1,
+           "rows": [r], "tuning": {"mppi_temperature": {"0.03": "6/6"}}, "machine": {"cpus": 2},
+           "offline_timing": {"mppi_128x4": {"median_ms": 500.0, "min_ms": 450.0, "cpu_median_ms": 120.0}},
+           "offline_timing_load_average": 3.0}
+    (tmp_path / "planners.json").write_text(json.dumps(doc))
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "make_readme.py"), "--section", "planners",
+                          "--results", str(tmp_path), "--stdout"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("## Planners on the sim reach task (issue 18)")
+    expected = "| mppi | 128x4 | mppi_temperature 0.03 | 1/2 = 50% | 5.0 cm | 3 | 300 / 398 ms | 120 ms (500 ms) |"
+    assert expected in out.stdout
+    assert "Development runs that chose the settings (seed 9" in out.stdout
+    assert "mppi_temperature 0.03: 6/6" in out.stdout
