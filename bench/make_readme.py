@@ -111,6 +111,41 @@ def sec_data(doc: dict[str, Any], date: str) -> str:
     return "\n".join(lines) + _footer("python bench/bench_data.py", _machine(doc), date)
 
 
+def _plan_agreement(c: dict[str, Any]) -> str:
+    """How the plans compare with the reference loop's: exact fp32 variants agree to rounding; a bf16 plan is a
+    different point of (nearly) the same energy, so its plan energy (computed exactly in fp32) is what to compare."""
+    exact = c.get("plan_max_abs_diff_vs_reference_m_ours_fp32")
+    if c.get("precision", "fp32") == "fp32" or exact is None:
+        return (f"Plans differ from the reference by at most {c['plan_max_abs_diff_vs_reference_m'] * 1e3:.2f} mm "
+                f"(energy relative difference {c['plan_energy_rel_diff']:.1e}).")
+    ref = c["plan_energy_reference"]
+    rel = (c["plan_energy_ours"] - ref) / max(abs(ref), 1e-12)
+    return (f"fp32 plans differ from the reference by at most {exact * 1e3:.2f} mm. The {c['precision']} plan is a "
+            f"different action of nearly the same energy (the CEM picks among many near-equal candidates of this "
+            f"random-weight model): its energy, computed exactly in fp32, is {rel:+.1e} relative to the reference "
+            f"plan's (largest difference in any action coordinate {c['plan_max_abs_diff_vs_reference_m']:.2f}, "
+            f"the gripper's included).")
+
+
+def _sim_model_planning(m: dict[str, Any] | None) -> list[str]:
+    """The shipped sim model at the paper's CEM settings (issue 18: <= 1.0 s per plan on 2 cores)."""
+    if not m:
+        return []
+    ms = m["ms_per_plan_median"]
+    verdict = "met" if ms <= 1000 else "NOT met"
+    lines = ["", f"The shipped sim model ({m['config']}, real weights, {m['tokens_per_frame']} tokens per frame) "
+                 f"at the paper's settings, {m['samples']} x {m['iterations']}, top-{m['topk']}, H={m['horizon']}, "
+                 f"{m.get('torch_threads', '?')} threads (target <= 1.0 s per plan: **{verdict}**, "
+                 f"{ms / 1e3:.2f} s):", "",
+             "| backend | ms per plan (median) | plan energy |", "|---|---|---|"]
+    other = "fp32" if m.get("precision", "fp32") != "fp32" else "bf16"
+    for key, label in (("ours", f"torch {m.get('precision', 'fp32')}"), (f"ours_{other}", f"torch {other}"),
+                       ("onnxruntime", "onnxruntime (fp32)")):
+        if f"ms_per_plan_median_{key}" in m:
+            lines.append(f"| {label} | {m[f'ms_per_plan_median_{key}']:.0f} | {m[f'plan_energy_{key}']:.6f} |")
+    return lines + _load_note(m)
+
+
 def sec_planning(doc: dict[str, Any], date: str) -> str:
     c = doc["cpu"]
     lines = [f"CEM planning with the tiny AC predictor, {c['samples']} samples x {c['iterations']} iterations, "
@@ -120,8 +155,10 @@ def sec_planning(doc: dict[str, Any], date: str) -> str:
              "1.25x torch).", "",
              "| planner | ms per plan (median) | speed-up vs reference | plan energy |", "|---|---|---|---|"]
     ref = c.get("ms_per_plan_median_reference")
+    prec = c.get("precision", "fp32")
     labels = [("reference", "reference loop (recompute, numpy poses, one batch)"),
-              ("ours", "ours: KV cache + chunks" + (" + torch.compile" if c.get("compile") else "")),
+              ("ours", f"ours: KV cache + chunks, {prec}" + (" + torch.compile" if c.get("compile") else "")),
+              ("ours_fp32", "ours, fp32"), ("ours_bf16", "ours, bf16"),
               ("ours_no_chunking", "ours without chunking"),
               ("ours_no_kv_cache", "ours without KV cache (recompute, eager)")]
     for key in ("onnxruntime", "onnxruntime_no_kv_cache"):
@@ -136,13 +173,12 @@ def sec_planning(doc: dict[str, Any], date: str) -> str:
         speed = f"{ref / ms:.2f}x" if ref else "-"
         lines.append(f"| {label} | {ms:.0f} | {speed} | {c[f'plan_energy_{key}']:.6f} |")
     if "plan_max_abs_diff_vs_reference_m" in c:
-        diff_mm = c["plan_max_abs_diff_vs_reference_m"] * 1e3
-        lines += ["", f"Plans differ from the reference by at most {diff_mm:.2f} mm "
-                      f"(energy relative difference {c['plan_energy_rel_diff']:.1e})."]
+        lines += ["", _plan_agreement(c)]
     if c.get("repeats"):
         lines += ["", f"Medians of {c['repeats']} plans per variant, interleaved in one run "
                       f"({c.get('torch_threads', '?')} torch thread(s); onnxruntime with as many intra-op threads)."]
     lines += _load_note(c)
+    lines += _sim_model_planning(doc.get("sim_model"))
     gpu = doc.get("gpu") or {}
     if not gpu:
         lines += ["", "GPU: see the GPU check section (`bash bench/gpu_check.sh`)."]
@@ -358,6 +394,24 @@ def sec_planners(doc: dict[str, Any], date: str) -> str:
     return "\n".join(lines) + _footer(doc.get("command", "python bench/bench_planners.py"), _machine(doc), date)
 
 
+def sec_sim_precision(doc: dict[str, Any], date: str) -> str:
+    """Closed-loop reach with the planner in fp32 and bf16 (the shipped sim config's precision: auto)."""
+    pl = doc.get("planner") or {}
+    lines = [f"Closed-loop reach with {doc['model']}, planner_node on torch, CEM {pl.get('cem_samples')} x "
+             f"{pl.get('cem_iterations')}, H=1, one planner thread, fp32 vs bf16 weights. Rule: {doc['rule']} "
+             f"Decision: **{(doc.get('result') or {}).get('decision')}**.", "",
+             "| run | role | seed | precision | success | median final distance | plan p50 / p99 |",
+             "|---|---|---|---|---|---|---|"]
+    for r in doc["rows"]:
+        lines.append(f"| {r['name']} | {r['role']} | {r['seed']} | {r['precision']} | {r['successes']}/{r['episodes']} "
+                     f"| {r['median_final_distance_m'] * 100:.1f} cm | {r['planning_time_p50_s']:.2f} / "
+                     f"{r['planning_time_p99_s']:.2f} s |")
+    lines += ["", "Planning times in the loop shared the 2 cores with the simulator, the encoder and other jobs "
+                  "(1-minute load 3-17 during these runs), so they are not comparable between rows; the side-by-side "
+                  "speed of the two precisions is in the CEM planning section."]
+    return "\n".join(lines) + _footer("python bench/bench_sim_precision.py", _machine(doc), date)
+
+
 SECTIONS: list[tuple[str, str, str, Callable[[dict[str, Any], str], str]]] = [
     ("Simulator", "sim.json", "python bench/bench_sim.py", sec_sim),
     ("Dataset pipeline", "data.json", "python bench/bench_data.py", sec_data),
@@ -369,6 +423,8 @@ SECTIONS: list[tuple[str, str, str, Callable[[dict[str, Any], str], str]]] = [
     ("Simulated reaching: action inference (issue 10)", "sim_reach.json", "python bench/bench_reach.py", sec_reach),
     ("Simulated manipulation (issue 15)", "manipulation.json", "python bench/bench_manip.py", sec_manip),
     ("Planners on the sim reach task (issue 18)", "planners.json", "python bench/bench_planners.py", sec_planners),
+    ("fp32 vs bf16 planning in the closed loop (issue 18)", "sim_precision.json", "python bench/bench_sim_precision.py",
+     sec_sim_precision),
     ("GPU check (issue 18)", "gpu.json", "bash bench/gpu_check.sh", sec_gpu),
     ("Video understanding: action_node (issue 17)", "action.json", "python bench/bench_action.py", sec_action),
 ]

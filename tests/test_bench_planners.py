@@ -44,3 +44,30 @@ def test_the_section_renders_a_row_per_run(tmp_path):
     assert expected in out.stdout
     assert "Development runs that chose the settings (seed 9" in out.stdout
     assert "mppi_temperature 0.03: 6/6" in out.stdout
+
+
+def test_sim_precision_rule_and_section(tmp_path):
+    """bench/bench_sim_precision.py applies its development-seed rule (bf16 ships only when it succeeds in at least
+    as many development episodes as fp32 minus one; evaluation rows never count) and the section renders."""
+    from bench_sim_precision import RUNS, decide, main
+
+    def summary(ok: int, n: int) -> dict:
+        return {"per_episode": [{"success": i < ok, "final_distance": 0.01, "trace": [{"planning_time": 0.5}]}
+                                for i in range(n)], "command": "vjepa-sim eval ..."}
+
+    runs = tmp_path / "runs"
+    counts = {"dev_seed9_fp32": (6, 6), "dev_seed9_bf16": (5, 6), "dev_seed7_fp32": (20, 20),
+              "dev_seed7_bf16": (20, 20), "eval_seed0_fp32": (20, 20), "eval_seed0_bf16": (0, 20)}
+    for name, (ok, n) in counts.items():
+        (runs / name).mkdir(parents=True)
+        (runs / name / "eval.json").write_text(json.dumps(summary(ok, n)))
+    out = tmp_path / "sim_precision.json"
+    assert main(["--from-runs", str(runs), "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["result"]["decision"] == "bf16"  # 25 vs 26 development successes; seed 0's 0/20 does not count
+    assert decide({n: {"successes": 0 if n == "dev_seed7_bf16" else 20, "episodes": 20} for n in RUNS}
+                  )["decision"] == "fp32"
+    md = subprocess.run([sys.executable, str(ROOT / "bench" / "make_readme.py"), "--section", "sim_precision",
+                         "--results", str(tmp_path), "--stdout"], capture_output=True, text=True, timeout=60)
+    assert md.returncode == 0, md.stderr
+    assert "Decision: **bf16**" in md.stdout and "| eval_seed0_bf16 | evaluation | 0 | bf16 | 0/20 |" in md.stdout

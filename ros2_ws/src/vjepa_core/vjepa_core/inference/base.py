@@ -45,12 +45,15 @@ class InferenceBackend:
             :class:`~vjepa_core.inference.world_model.WorldModel` chunks samples to by default (torch: 8 MB, a
             cache-resident working set; onnxruntime: larger, because its per-call and per-operator thread-pool
             overhead dominates small calls).
+        activation_bytes: bytes per activation element of a predictor call (4; 2 for a bf16/fp16 torch step), so
+            a chunk of the same budget holds twice the samples at half precision.
     """
 
     name = "base"
     supports_kv_cache = False
     supports_clips = False
     cpu_memory_budget_mb = 8.0
+    activation_bytes = 4
 
     def __init__(self, device: torch.device | str, tokens_per_frame: int, embed_dim: int) -> None:
         self.device = torch.device(device)

@@ -89,6 +89,8 @@ class TorchBackend(InferenceBackend):
         self._enc_graphs: dict[tuple[int, int, int], nn.Module] = {}
         self._pred_graphs: dict[int, nn.Module] = {}
         step_dtype = self.autocast_dtype or torch.float32  # the step runs on weights cast once, not autocast
+        #: bytes per activation element of the predictor step (the world model sizes its chunks with it)
+        self.activation_bytes = torch.finfo(step_dtype).bits // 8
         self.stepper = ACStepper(self.predictor, step_dtype) if self.predictor is not None else None
         self._step_fn = self.stepper.step if self.stepper is not None else None
         if self.compile and self.stepper is not None:

@@ -128,9 +128,10 @@ class WorldModel:
                 budget = float(getattr(self.backend, "cpu_memory_budget_mb", 8.0))
         step_tokens = n if self.use_kv_cache else n * total_frames
         keys = n * total_frames
-        per_sample = 4 * (step_tokens * (hidden + 4 * pd) + heads * step_tokens * keys)  # activations, fp32
+        elem = int(getattr(self.backend, "activation_bytes", 4))  # 2 for a bf16/fp16 torch step
+        per_sample = elem * (step_tokens * (hidden + 4 * pd) + heads * step_tokens * keys)  # activations
         if self.use_kv_cache:
-            per_sample += 4 * depth * 2 * keys * pd
+            per_sample += elem * depth * 2 * keys * pd
         chunk = int(max(1, min(samples, budget * 2**20 // max(per_sample, 1))))
         n_chunks = -(-samples // chunk)
         return -(-samples // n_chunks)  # equal-size chunks (one compiled shape, no tiny tail chunk)
