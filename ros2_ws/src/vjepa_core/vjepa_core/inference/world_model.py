@@ -159,6 +159,22 @@ class WorldModel:
         Returns:
             [S, H, N, D] predicted frames (normalised if ``normalize``).
         """
+        ctx, cst, acts = self._inputs(context_tokens, context_states, actions)
+        t0 = ctx.shape[0]
+        dev = self.backend.device
+        cact = self.context_actions(cst) if context_actions is None else context_actions.to(dev, torch.float32)
+        if tuple(cact.shape) != (t0 - 1, 7):
+            raise ShapeMismatchError(f"context_actions must be [{t0 - 1}, 7], got {tuple(cact.shape)}")
+        s, h = acts.shape[:2]
+        chunk = self.auto_chunk_size(s, t0 + h - 1)
+        run = self._rollout_cached if self.use_kv_cache else self._rollout_full
+        outs = [run(ctx, cst, cact, acts[i : i + chunk]) for i in range(0, s, chunk)]
+        return torch.cat(outs, dim=0)
+
+    def _inputs(self, context_tokens: torch.Tensor, context_states: torch.Tensor,
+                actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Checked rollout inputs as float32 on the backend's device: context ``[T0, N, D]`` (``[N, D]`` for one
+        frame), states ``[T0, 7]`` (``[7]``), actions ``[S, H, 7]``; a clear ShapeMismatchError otherwise."""
         if context_tokens.dim() == 2:
             context_tokens = context_tokens[None]
         if context_states.dim() == 1:
@@ -174,17 +190,8 @@ class WorldModel:
         if actions.dim() != 3 or actions.shape[-1] != 7:
             raise ShapeMismatchError(f"actions must be [S, H, 7], got {tuple(actions.shape)}")
         dev = self.backend.device
-        ctx = context_tokens.to(dev, torch.float32)
-        cst = context_states.to(dev, torch.float32)
-        acts = actions.to(dev, torch.float32)
-        cact = self.context_actions(cst) if context_actions is None else context_actions.to(dev, torch.float32)
-        if tuple(cact.shape) != (t0 - 1, 7):
-            raise ShapeMismatchError(f"context_actions must be [{t0 - 1}, 7], got {tuple(cact.shape)}")
-        s, h = acts.shape[:2]
-        chunk = self.auto_chunk_size(s, t0 + h - 1)
-        run = self._rollout_cached if self.use_kv_cache else self._rollout_full
-        outs = [run(ctx, cst, cact, acts[i : i + chunk]) for i in range(0, s, chunk)]
-        return torch.cat(outs, dim=0)
+        return context_tokens.to(dev, torch.float32), context_states.to(dev, torch.float32), \
+            actions.to(dev, torch.float32)
 
     def unroll(self, context_tokens: torch.Tensor, context_states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """The planner's ``unroll``: final imagined frame ``[S, N, D]``."""
@@ -246,23 +253,8 @@ class WorldModel:
         if self.backend.name != "torch" or not isinstance(predictor, torch.nn.Module):
             raise BackendError(f"a differentiable unroll needs the torch backend (gradients through the predictor "
                                f"module); backend {self.backend.name!r} runs an exported graph")
-        if context_tokens.dim() == 2:
-            context_tokens = context_tokens[None]
-        if context_states.dim() == 1:
-            context_states = context_states[None]
-        t0, n, d = context_tokens.shape
-        if (n, d) != (self.backend.tokens_per_frame, self.backend.embed_dim):
-            raise ShapeMismatchError(
-                f"context tokens must be [T, {self.backend.tokens_per_frame}, {self.backend.embed_dim}], "
-                f"got {tuple(context_tokens.shape)}"
-            )
-        if tuple(context_states.shape) != (t0, 7) or actions.dim() != 3 or actions.shape[-1] != 7:
-            raise ShapeMismatchError(f"need context_states [{t0}, 7] and actions [S, H, 7], got "
-                                     f"{tuple(context_states.shape)} and {tuple(actions.shape)}")
-        dev = self.backend.device
-        ctx = context_tokens.detach().to(dev, torch.float32)
-        cst = context_states.detach().to(dev, torch.float32)
-        acts = actions.to(dev, torch.float32)
+        ctx, cst, acts = self._inputs(context_tokens.detach(), context_states.detach(), actions)
+        t0, n, d = ctx.shape
         s, h = acts.shape[:2]
         with torch.enable_grad():
             tokens = ctx[None].expand(s, -1, -1, -1)
