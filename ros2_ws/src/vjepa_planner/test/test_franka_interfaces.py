@@ -330,6 +330,7 @@ class Arm:
     def close(self) -> None:
         self._stop.set()
         self.thread.join(timeout=5)
+        time.sleep(0.1)  # callbacks already dispatched to the pool end first (else rclpy: "never retrieved")
         self.executor.shutdown()
         self.node.destroy_node()
         rclpy.shutdown(context=self.context)
@@ -508,7 +509,7 @@ def _fail_one_episode(arm: Arm, fake_franka: LineProcess, closed: bool, action: 
     goal sent by the hold."""
     with arm.lock:
         arm.fingers = 0.0 if closed else 0.04
-    time.sleep(0.3)  # the planner sees the new finger state (published at 50 Hz)
+    time.sleep(1.5)  # the planner (another process) sees the new finger state (50 Hz; stalls of ~1 s happen)
     mark, goals_mark = len(arm.statuses), len(fake_franka.events)
     arm.start_episode()
     executing = arm.wait_status(lambda s: s.state == PlanStatus.STATE_EXECUTING, 60, "a first step", mark)
