@@ -162,8 +162,7 @@ class TorchBackend(InferenceBackend):
             raise ShapeMismatchError(
                 f"frame tokens must be [B, {self.tokens_per_frame}, {self.embed_dim}], got {tuple(tokens_t.shape)}"
             )
-        with self._autocast():
-            out, cache = self._step_fn(tokens_t, action_t, state_t, cache, frame)
+        out, cache = self._step_fn(tokens_t, action_t, state_t, cache, frame)  # in its own dtype, not autocast
         return out.float(), cache
 
     def describe(self) -> dict:
