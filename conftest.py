@@ -23,6 +23,12 @@ from _ros2_helpers import (
     skip_or_fail,
 )
 
+from vjepa_core.process import tune_node_process
+
+# Node tests run planner/encoder nodes, their worker threads and probes in this one process: give it the GIL switch
+# interval every node process sets in its main (0.1 ms, see vjepa_core.process), or callbacks queue behind the GIL
+tune_node_process()
+
 REPO_ROOT = Path(__file__).resolve().parent
 FIXTURES = REPO_ROOT / "tests" / "fixtures"
 

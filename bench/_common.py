@@ -24,14 +24,15 @@ def summary(xs: list[float], digits: int, with_min: bool = False) -> dict[str, f
     return {k: round(float(values[k]), digits) for k in keys}
 
 
-def start_node(module: str, params: dict[str, Any], threads: int, log_path: Path, domain_id: int) -> subprocess.Popen:
+def start_node(module: str, params: dict[str, Any], threads: int, log_path: Path, domain_id: int,
+               extra_env: dict[str, str] | None = None) -> subprocess.Popen:
     """``python -m module --ros-args -p k:=v ...`` on ``domain_id`` (localhost discovery), with
-    ``OMP_NUM_THREADS=threads``; stdout and stderr go to ``log_path``."""
+    ``OMP_NUM_THREADS=threads`` (and ``extra_env``); stdout and stderr go to ``log_path``."""
     cmd = [sys.executable, "-m", module, "--ros-args"]
     for k, v in params.items():
         cmd += ["-p", f"{k}:={v}"]
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-               OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
+               OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1", **(extra_env or {}))
     return subprocess.Popen(cmd, env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT)
 
 

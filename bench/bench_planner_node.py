@@ -16,13 +16,15 @@ backend, ``robot:=sim``, no gripper. This process plays the rest of the robot:
 
 The node plans ``--steps`` steps (its step budget), each: CEM plan + command + settle + a newer latent. Every
 ``PlanStatus`` with state EXECUTING carries ``planning_time`` (the CEM plan including its own energy, plus the goal
-energy of the observation, measured inside the node). Rows: CEM 800 samples x 10 iterations, horizon 1 (the paper) and a
-smaller setting. The first plan of each row (allocator warm-up) is reported separately and left out of the
-percentiles; with 25 steps the p99 is close to the maximum. ``cycle`` is the time between two consecutive
-commands (planning + transport + settle + waiting for a newer latent). For comparison each row also times the same
-CEM plan without ROS (``vjepa-bench planner``, same predictor, eager torch, same thread count, median of 3).
+energy of the observation, measured inside the node). Rows: CEM 800 samples x 10 iterations, horizon 1 (the
+paper) and a smaller setting, each with the node's GIL switch interval (0.1 ms, :mod:`vjepa_core.process`) and with
+CPython's default 5 ms (``VJEPA_GIL_SWITCH_INTERVAL_MS``), side by side. The first plan of each row (allocator
+warm-up) is reported separately and left out of the percentiles; with 25 steps the p99 is close to the maximum.
+``cycle`` is the time between two consecutive commands (planning + transport + settle + waiting for a newer
+latent). For comparison each row also times the same CEM plan without ROS (``vjepa-bench planner``, same predictor,
+eager torch, same thread count, median of 3).
 
-Writes bench/results/planner_node.json and prints a markdown table (about 1 minute with the defaults).
+Writes bench/results/planner_node.json and prints a markdown table (about 3 minutes with the defaults).
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ from typing import Any
 import numpy as np
 from _common import start_node as start_node_process
 from _common import summary, write_result
+
+from vjepa_core.process import NODE_SWITCH_INTERVAL_S, SWITCH_INTERVAL_ENV, tune_node_process
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "parity_tiny_a"
@@ -65,7 +69,7 @@ def parse_setting(text: str) -> tuple[int, int, int]:
 
 
 def start_planner(samples: int, iterations: int, horizon: int, steps: int, threads: int,
-                  log_path: Path) -> subprocess.Popen:
+                  log_path: Path, switch_interval_ms: float) -> subprocess.Popen:
     """planner_node as a child process on the bench's domain, wired to the fake arm's topics."""
     params: dict[str, Any] = {
         "checkpoint": str(FIXTURE / "checkpoint.pt"), "model_config": str(FIXTURE / "config.json"),
@@ -75,7 +79,8 @@ def start_planner(samples: int, iterations: int, horizon: int, steps: int, threa
         "max_steps": steps, "control_rate_hz": 50.0, "settle_timeout_s": 5.0, "max_data_age_s": 2.0,
         "fault_timeout_s": 60.0, "expected_model_id": MODEL_ID,
     }
-    return start_node_process("vjepa_planner.planner_node", params, threads, log_path, DOMAIN_ID)
+    return start_node_process("vjepa_planner.planner_node", params, threads, log_path, DOMAIN_ID,
+                              {SWITCH_INTERVAL_ENV: str(switch_interval_ms)})
 
 
 class FakeRobot:
@@ -91,6 +96,7 @@ class FakeRobot:
         self.node = node
         self.state = HOME.copy()
         self.targets = 0
+        self.target_stamps: list[float] = []  # header stamps (node clock, seconds) of the targets received
         self.statuses: list[tuple[float, Any]] = []
         self._lock = threading.Lock()
         best_effort = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
@@ -131,6 +137,7 @@ class FakeRobot:
         with self._lock:
             self.state = pose_state_from_msg(msg, self.state[6])
             self.targets += 1
+            self.target_stamps.append(msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
         self._publish_pose()  # report the new pose right away: the arm is instant
 
     def _on_status(self, msg: Any) -> None:
@@ -167,16 +174,17 @@ class FakeRobot:
             return list(self.statuses)
 
 
-def run_setting(samples: int, iterations: int, horizon: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    """One planner_node process, one episode of ``args.steps`` planning steps."""
+def run_setting(samples: int, iterations: int, horizon: int, switch_ms: float, args: argparse.Namespace,
+                tmp: Path) -> dict[str, Any]:
+    """One planner_node process (GIL switch interval ``switch_ms``), one episode of ``args.steps`` planning steps."""
     import rclpy
     from rclpy.executors import MultiThreadedExecutor
 
     from vjepa_interfaces.msg import PlanStatus
 
     name = f"{samples}x{iterations}x{horizon}"
-    log = tmp / f"planner_node_{name}.log"
-    proc = start_planner(samples, iterations, horizon, args.steps, args.threads, log)
+    log = tmp / f"planner_node_{name}_{switch_ms}ms.log"
+    proc = start_planner(samples, iterations, horizon, args.steps, args.threads, log, switch_ms)
     ctx = rclpy.Context()
     rclpy.init(context=ctx, domain_id=DOMAIN_ID)
     node = rclpy.create_node("bench_robot", context=ctx)
@@ -224,7 +232,8 @@ def run_setting(samples: int, iterations: int, horizon: int, args: argparse.Name
                                                   PlanStatus.STATE_STOPPED)]
     holds = [m.message for _, m in statuses if m.message.startswith("holding")]
     return {
-        "setting": name, "samples": samples, "iterations": iterations, "horizon": horizon,
+        "setting": name, "switch_interval_ms": switch_ms, "samples": samples, "iterations": iterations,
+        "horizon": horizon,
         "topk": min(10, samples), "steps": len(steps), "targets_received": robot.targets,
         "first_plan_ms": round(plan_ms[0], 1) if plan_ms else None,
         "planning_ms": summary(plan_ms[1:], 1, with_min=True), "cycle_ms": summary(cycle_ms[1:], 1, with_min=True),
@@ -249,10 +258,12 @@ def standalone_ms(samples: int, iterations: int, horizon: int, threads: int) -> 
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| CEM (samples x iterations, horizon) | steps | planning p50 (ms) | planning p99 (ms) | first plan (ms) "
-             "| cycle p50 (ms) | same plan without ROS (ms) |", "|---|---|---|---|---|---|---|"]
+    lines = ["| CEM (samples x iterations, horizon) | GIL switch interval | steps | planning p50 (ms) "
+             "| planning p99 (ms) | first plan (ms) | cycle p50 (ms) | same plan without ROS (ms) |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['samples']} x {r['iterations']}, H={r['horizon']} | {r['steps']} | "
+        lines.append(f"| {r['samples']} x {r['iterations']}, H={r['horizon']} | {r['switch_interval_ms']} ms | "
+                     f"{r['steps']} | "
                      f"{r['planning_ms']['p50']} | {r['planning_ms']['p99']} | {r['first_plan_ms']} | "
                      f"{r['cycle_ms']['p50']} | {r.get('standalone_plan_ms_median')} |")
     return "\n".join(lines)
@@ -264,6 +275,9 @@ def main() -> int:
     ap.add_argument("--settings", type=parse_setting, nargs="+", default=[(800, 10, 1), (100, 5, 1)],
                     help="CEM settings SAMPLESxITERATIONSxHORIZON")
     ap.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of the node (torch intra-op threads)")
+    ap.add_argument("--switch-intervals-ms", type=float, nargs="+", default=[NODE_SWITCH_INTERVAL_S * 1e3, 5.0],
+                    help="the node's GIL switch interval (VJEPA_GIL_SWITCH_INTERVAL_MS); each setting runs with "
+                         "each (default: the node's 0.1 ms and CPython's 5 ms, side by side)")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds per episode at most")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "planner_node.json")
     args = ap.parse_args()
@@ -271,15 +285,18 @@ def main() -> int:
         ap.error("--steps must be >= 2 (the first plan is reported separately)")
     if not FIXTURE.is_dir():
         raise SystemExit(f"tiny fixture not found at {FIXTURE}")
+    tune_node_process()  # this process (the fake robot) hands the GIL over like a node does
     rows = []
     with tempfile.TemporaryDirectory(prefix="vjepa_bench_planner_") as d:
         for s, i, h in args.settings:
-            row = run_setting(s, i, h, args, Path(d))
-            row["standalone_plan_ms_median"] = standalone_ms(s, i, h, args.threads)
-            rows.append(row)
-            print(f"{row['setting']}: {row['steps']} steps, planning p50 {row['planning_ms']['p50']} ms, "
-                  f"p99 {row['planning_ms']['p99']} ms (first {row['first_plan_ms']} ms); end: {row['end']}",
-                  flush=True)
+            standalone = standalone_ms(s, i, h, args.threads)
+            for switch_ms in args.switch_intervals_ms:
+                row = run_setting(s, i, h, switch_ms, args, Path(d))
+                row["standalone_plan_ms_median"] = standalone
+                rows.append(row)
+                print(f"{row['setting']} (GIL switch interval {switch_ms} ms): {row['steps']} steps, planning p50 "
+                      f"{row['planning_ms']['p50']} ms, p99 {row['planning_ms']['p99']} ms (first "
+                      f"{row['first_plan_ms']} ms); end: {row['end']}", flush=True)
     import torch
 
     result = {
@@ -294,8 +311,10 @@ def main() -> int:
         "command": "python bench/bench_planner_node.py",
         "steps_per_setting": args.steps,
         "notes": ("planning_time is measured inside the node around its plan function (CEM plan including the "
-                  "plan's energy, plus the goal energy); the node plans on one torch thread, eager (no torch.compile), "
-                  "outside the lock its subscription callbacks take."),
+                  "plan's energy, plus the goal energy); the node plans on its torch thread(s), eager (no "
+                  "torch.compile), outside the lock its subscription callbacks take. Each setting runs with the "
+                  "node's GIL switch interval (0.1 ms, vjepa_core.process) and CPython's default 5 ms: with 5 ms the "
+                  "planning thread waits for the executor threads at each GIL hand-over."),
         "rows": rows,
     }
     write_result(args.out, result, markdown(rows))

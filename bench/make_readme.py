@@ -267,17 +267,37 @@ def sec_planner_node(doc: dict[str, Any], date: str) -> str:
              f"{doc.get('steps_per_setting')} steps per setting; the first plan is shown apart and left out of the "
              "percentiles. Cycle = time between two commands (plan + settle + a newer latent). The last column "
              "times the same CEM plan without ROS (`vjepa-bench planner`, eager torch, same thread count).", "",
-             "| CEM (samples x iterations, horizon) | steps | planning p50 (ms) | planning p99 (ms) | "
-             "first plan (ms) | cycle p50 (ms) | same plan without ROS (ms) |",
-             "|---|---|---|---|---|---|---|"]
+             "| CEM (samples x iterations, horizon) | GIL switch interval | steps | planning p50 (ms) "
+             "| planning p99 (ms) | first plan (ms) | cycle p50 (ms) | same plan without ROS (ms) |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in doc["rows"]:
-        lines.append(f"| {r['samples']} x {r['iterations']}, H={r['horizon']} | {r['steps']} | "
+        interval = f"{r['switch_interval_ms']} ms" if "switch_interval_ms" in r else "5 ms (CPython default)"
+        lines.append(f"| {r['samples']} x {r['iterations']}, H={r['horizon']} | {interval} | {r['steps']} | "
                      f"{_fmt(r['planning_ms']['p50'])} | {_fmt(r['planning_ms']['p99'])} | "
                      f"{_fmt(r['first_plan_ms'])} | {_fmt(r['cycle_ms']['p50'])} | "
                      f"{_fmt(r.get('standalone_plan_ms_median'))} |")
     if doc.get("notes"):
         lines += ["", f"Note: {doc['notes']}"]
     return "\n".join(lines) + _footer(doc.get("command", "python bench/bench_planner_node.py"), _machine(doc), date)
+
+
+def sec_stop_latency(doc: dict[str, Any], date: str) -> str:
+    lines = [f"`~/stop` and `~/pause` round trips while a plan runs ({doc.get('model')}), the planner's "
+             f"{doc.get('planner_threads')} torch thread(s), target {doc.get('target_ms'):.0f} ms; the client and "
+             "fake robot run in the benchmark's process. `node acted` = the hold's header stamp minus the call time "
+             "(the node's side). `plan sent after` counts trials where the arm moved after the answer (the "
+             "cancelled plan's target reaching it): must be 0.", "",
+             "| planner_node | GIL switch interval | call | n | p50 (ms) | p90 (ms) | max (ms) "
+             f"| within {doc.get('target_ms'):.0f} ms | node acted p50 / max (ms) | plan sent after |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    where = {"process": "own process", "process_gil_5ms": "own process", "in_process": "in the client's process"}
+    for r in doc["rows"]:
+        for kind in ("stop", "pause"):
+            s, h = r[kind], r[kind].get("hold_stamp_ms") or {}
+            lines.append(f"| {where.get(r['mode'], r['mode'])} | {r['switch_interval_ms']} ms | `~/{kind}` | {s['n']} "
+                         f"| {_fmt(s['p50'])} | {_fmt(s['p90'])} | {_fmt(s['max'])} | {s['within_target']}/{s['n']} "
+                         f"| {_fmt(h.get('p50'))} / {_fmt(h.get('max'))} | {r['plan_sent_after_answer']} |")
+    return "\n".join(lines) + _footer(doc.get("command", "python bench/bench_stop_latency.py"), _machine(doc), date)
 
 
 def sec_landscape(doc: dict[str, Any], date: str) -> str:
@@ -419,6 +439,8 @@ SECTIONS: list[tuple[str, str, str, Callable[[dict[str, Any], str], str]]] = [
     ("Training throughput", "training.json", "python bench/bench_training.py", sec_training),
     ("Perception: encoder_node (issue 5)", "perception.json", "python bench/bench_perception.py", sec_perception),
     ("Planner node (issue 6)", "planner_node.json", "python bench/bench_planner_node.py", sec_planner_node),
+    ("Stop and pause while planning (issue 14)", "stop_latency.json", "python bench/bench_stop_latency.py",
+     sec_stop_latency),
     ("Energy landscape tool (issue 4)", "landscape.json", "vjepa-bench landscape --config tiny", sec_landscape),
     ("Simulated reaching: action inference (issue 10)", "sim_reach.json", "python bench/bench_reach.py", sec_reach),
     ("Simulated manipulation (issue 15)", "manipulation.json", "python bench/bench_manip.py", sec_manip),

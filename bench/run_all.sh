@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run every benchmark, then regenerate bench/README.md from bench/results/*.json.
 # Usage (what `make bench` runs): source scripts/env.sh && bash bench/run_all.sh [name ...]
-#   names: sim data planning training perception planner_node landscape reach action (default: all, in that order)
+#   names: sim data planning training perception planner_node stop_latency landscape reach action (default: all, in that order)
 # GPU numbers: bash bench/gpu_check.sh on a CUDA machine (installs what it needs; not part of this CPU run).
 # Each benchmark keeps its default runtime modest (about 0.5-2 minutes on 2 CPU cores). A failing benchmark is
 # reported and the others still run; the exit status is non-zero if any failed. The README is rebuilt from
@@ -32,7 +32,7 @@ run() {  # name, command...
 
 FAILED=()
 SELECTED=("$@")
-[ ${#SELECTED[@]} -eq 0 ] && SELECTED=(sim data planning training perception planner_node landscape reach action)
+[ ${#SELECTED[@]} -eq 0 ] && SELECTED=(sim data planning training perception planner_node stop_latency landscape reach action)
 for name in "${SELECTED[@]}"; do
   case "$name" in
     sim)          run sim "$PY" bench/bench_sim.py ;;
@@ -41,10 +41,11 @@ for name in "${SELECTED[@]}"; do
     training)     run training "$PY" bench/bench_training.py ;;
     perception)   run perception "$PY" bench/bench_perception.py ;;
     planner_node) run planner_node "$PY" bench/bench_planner_node.py ;;
+    stop_latency) run stop_latency "$PY" bench/bench_stop_latency.py ;;
     landscape)    run landscape vjepa-bench landscape --config tiny --threads 1 --json bench/results/landscape.json ;;
     reach)        run reach "$PY" bench/bench_reach.py ;;
     action)       run action "$PY" bench/bench_action.py ;;
-    *) echo "run_all.sh: unknown benchmark '$name' (sim data planning training perception planner_node landscape reach action)" >&2
+    *) echo "run_all.sh: unknown benchmark '$name' (sim data planning training perception planner_node stop_latency landscape reach action)" >&2
        FAILED+=("$name") ;;
   esac
 done

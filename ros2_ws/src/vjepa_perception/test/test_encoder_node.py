@@ -384,6 +384,16 @@ def test_start_failure_is_one_fatal_line_and_exit_1(how, params, needle, ros_dom
     assert all(line.startswith("[INFO]") for line in lines[:-1]), result.stderr
 
 
+def test_the_process_sets_the_node_gil_switch_interval_first(ros_domain_id):
+    """The encoding worker and the executor share the GIL: run_node sets the node interval (vjepa_core.process)
+    before the node is built, so a bad VJEPA_GIL_SWITCH_INTERVAL_MS is the one FATAL start-up line."""
+    env = dict(os.environ, VJEPA_GIL_SWITCH_INTERVAL_MS="-1")
+    result = subprocess.run([*node_command("module"), "--ros-args", *FIXTURE_PARAMS], capture_output=True, text=True,
+                            timeout=120, env=env)
+    assert result.returncode == 1, result.stderr
+    assert "cannot start: VJEPA_GIL_SWITCH_INTERVAL_MS='-1' must be a positive" in result.stderr, result.stderr
+
+
 @pytest.mark.parametrize(("sig", "how"), [(signal.SIGINT, "module"), (signal.SIGTERM, "installed")])
 def test_signal_while_encoding_stops_cleanly(sig, how, ros_domain_id):
     """SIGINT / SIGTERM while camera frames stream in: the worker is stopped and joined before the context goes

@@ -38,6 +38,7 @@ from vjepa_core.imgmsg import SUPPORTED_ENCODINGS, ImageConversionError, msg_to_
 from vjepa_core.loading import load_world_model
 from vjepa_core.msgconv import fill_latent_msg
 from vjepa_core.preprocessing import CROP_POLICIES
+from vjepa_core.process import tune_node_process
 from vjepa_interfaces.msg import Latent
 from vjepa_interfaces.srv import EncodeImage
 from vjepa_perception.frame_encoder import EncodedFrame, FrameEncoder
@@ -355,6 +356,7 @@ def run_node(factory: Callable[[], Node], name: str, args: list[str] | None = No
     """
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     try:
+        tune_node_process()  # the inference worker and the executor share the GIL (vjepa_core.process)
         node = factory()
     except Exception as exc:  # a clear refusal to start: bad parameters, missing or mismatched model files
         reason = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())  # one log line

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -442,9 +443,8 @@ def test_stop_answers_at_once_during_a_slow_plan_and_the_plan_is_never_sent(ros_
             future.add_done_callback(lambda _f, answer=answer: answer.set())
             assert answer.wait(10) and future.result().success, "no answer to ~/stop"
             answers.append(time.monotonic() - t0)
-            # one answer may wait on a busy machine's scheduler (the plan, the planner, the simulated arm and this
-            # probe share one process's GIL and 2 cores: stalls of 2-3 s were seen, also before issue 18's changes);
-            # this checks only that the plan (~20 s) was not awaited (the 100 ms target: see after the loop)
+            # the plan (~20 s) must not be awaited; the 100 ms target is a speed figure, measured in bench/
+            # (bench_stop_latency.py), not timed here: a shared CI runner can stall any process for seconds
             assert answers[-1] < 5.0, f"stop answered after {answers[-1] * 1e3:.0f} ms (the plan takes ~20 s)"
             wait_for(lambda sent=sent: len(g.arm.targets) == sent + 1, 5, "the hold")
             np.testing.assert_allclose(g.arm.targets[-1][:3], pushed[:3], atol=1e-6)  # the newest pose
@@ -452,9 +452,8 @@ def test_stop_answers_at_once_during_a_slow_plan_and_the_plan_is_never_sent(ros_
         time.sleep(0.5)
         assert len(g.arm.targets) == 1 + 3, "a plan made before a stop was sent after it"
         assert not g.executing() and g.statuses[-1].state == PlanStatus.STATE_STOPPED
-        # The 100 ms latency itself is a speed target, not a unit-test assertion: with the plan, the planner, the
-        # simulated arm and this probe in one process, answers of 1-3 s were measured on a 2-core VM (GIL hand-over),
-        # also at the code before issue 18; see the issue-14 notes. Here: far below the plan time, never the plan.
+        # The 100 ms answer itself: python bench/bench_stop_latency.py (the node's 0.1 ms GIL switch interval, which
+        # conftest.py gives this process too, brought answers from up to 1.6 s down to tens of ms on 2 cores)
     finally:
         g.close()
 
@@ -583,6 +582,19 @@ def test_bad_timing_parameter_exits_1_with_a_clear_message(tmp_path, ros_domain_
                            str(params)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "cannot start: invalid parameters: control_rate_hz must be > 0" in proc.stdout + proc.stderr
+
+
+def test_the_process_sets_the_node_gil_switch_interval_first(tmp_path, ros_domain_id):
+    """Issue 14: with CPython's 5 ms GIL switch interval, ~/stop queued for seconds behind the planning thread
+    (bench/bench_stop_latency.py). main() sets the node interval (vjepa_core.process) before anything else: a bad
+    VJEPA_GIL_SWITCH_INTERVAL_MS is the start-up error, so the setting is known to be applied."""
+    params = tmp_path / "planner.yaml"
+    params.write_text(json.dumps({"planner_node": {"ros__parameters": PLANNER}}))
+    env = dict(os.environ, VJEPA_GIL_SWITCH_INTERVAL_MS="fast")
+    proc = subprocess.run([sys.executable, "-m", "vjepa_planner.planner_node", "--ros-args", "--params-file",
+                           str(params)], capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "cannot start: VJEPA_GIL_SWITCH_INTERVAL_MS='fast' is not a number" in proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])

@@ -54,8 +54,8 @@ def test_pause_answers_at_once_during_a_slow_plan_the_plan_is_never_sent_and_res
             future.add_done_callback(lambda _f, answer=answer: answer.set())
             assert answer.wait(10) and future.result().success, f"no answer to ~/pause: {future.result()}"
             answers.append(time.monotonic() - t0)
-            # stalls of 2-3 s on a shared 2-core runner (one process's GIL for plan, planner, arm and probe) are
-            # possible: this bounds the answer far below the ~20 s plan (the 100 ms target: see the stop test)
+            # far below the ~20 s plan; the 100 ms target is measured in bench/bench_stop_latency.py (a shared CI
+            # runner can stall any process for seconds, so it is not timed here)
             assert answers[-1] < 5.0, f"pause answered after {answers[-1] * 1e3:.0f} ms (the plan takes ~20 s)"
             wait_for(lambda sent=sent: len(g.arm.targets) == sent + 1, 5, "the hold")
             np.testing.assert_allclose(g.arm.targets[-1][:3], pushed[:3], atol=1e-6)  # the newest pose

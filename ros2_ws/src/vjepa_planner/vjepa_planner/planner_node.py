@@ -63,6 +63,7 @@ from vjepa_core.msgconv import (
 )
 from vjepa_core.planning import PLANNER_KINDS, ICEMPlanner, MPPIPlanner, planner_class
 from vjepa_core.pose import pose_from_pose_stamped
+from vjepa_core.process import tune_node_process
 from vjepa_interfaces.action import ReachGoals
 from vjepa_interfaces.msg import Latent, PlanStatus
 from vjepa_interfaces.srv import EncodeImage, SetGoal
@@ -899,6 +900,7 @@ def main(args: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
+        tune_node_process()  # the planning thread and the executor share the GIL: ~/stop answers in ms, not s
         node = PlannerNode()
     except Exception as exc:  # bad parameters, missing or mismatched checkpoint, unavailable adapter
         rclpy.logging.get_logger("planner_node").fatal(f"cannot start: {exc}")
