@@ -57,6 +57,7 @@ def main() -> int:
         (f"ours: KV cache + chunks, {prec}" + (" + torch.compile" if args.compile else ""), "ours"),
         (f"ours, {other}", f"ours_{other}"),
         ("ours without chunking", "ours_no_chunking"),
+        ("ours without the shared context frame (first block per sample)", "ours_no_shared_context"),
         ("ours without KV cache (recompute, torch poses, chunks, eager)", "ours_no_kv_cache"),
         ("onnxruntime, KV-cached step graphs", "onnxruntime"),
         ("onnxruntime without KV cache (recompute)", "onnxruntime_no_kv_cache"),

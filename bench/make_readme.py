@@ -140,6 +140,9 @@ def _sim_model_planning(m: dict[str, Any] | None) -> list[str]:
              "| backend | ms per plan (median) | plan energy |", "|---|---|---|"]
     other = "fp32" if m.get("precision", "fp32") != "fp32" else "bf16"
     for key, label in (("ours", f"torch {m.get('precision', 'fp32')}"), (f"ours_{other}", f"torch {other}"),
+                       ("ours_no_shared_context", f"torch {m.get('precision', 'fp32')}, without the shared context "
+                                                  "frame"),
+                       ("ours_no_chunking", f"torch {m.get('precision', 'fp32')}, without chunking"),
                        ("onnxruntime", "onnxruntime (fp32)")):
         if f"ms_per_plan_median_{key}" in m:
             lines.append(f"| {label} | {m[f'ms_per_plan_median_{key}']:.0f} | {m[f'plan_energy_{key}']:.6f} |")
@@ -160,6 +163,7 @@ def sec_planning(doc: dict[str, Any], date: str) -> str:
               ("ours", f"ours: KV cache + chunks, {prec}" + (" + torch.compile" if c.get("compile") else "")),
               ("ours_fp32", "ours, fp32"), ("ours_bf16", "ours, bf16"),
               ("ours_no_chunking", "ours without chunking"),
+              ("ours_no_shared_context", "ours without the shared context frame (first block per sample)"),
               ("ours_no_kv_cache", "ours without KV cache (recompute, eager)")]
     for key in ("onnxruntime", "onnxruntime_no_kv_cache"):
         if f"ms_per_plan_median_{key}" in c:

@@ -240,6 +240,31 @@ def test_stepper_folds_rope_into_qkv_exactly_and_reads_weights_once(models):
             stepper.refresh()
 
 
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.bfloat16, 3e-2)])
+def test_shared_context_frame_is_computed_once_with_the_same_result(models, dtype, tol):
+    """Issue 18: at a plan's first step the context frame is the same for every sample, so the first block's
+    layer norm / qkv / rotation of its tokens run once (forward_shared_context) instead of per sample. The
+    predictions and keys/values equal those of the same frame expanded to every sample (the per-sample path)."""
+    _, pred = models
+    tokens, states = _context(1, seed=5)
+    acts = torch.randn(11, 7, generator=torch.Generator().manual_seed(6)) * 0.05
+    stepper = ACStepper(pred, dtype=dtype)
+    calls = []
+    block = stepper.weights(torch.device("cpu")).blocks[0]
+    shared = block.forward_shared_context
+    block.forward_shared_context = lambda *a: calls.append(1) or shared(*a)
+    with torch.no_grad():
+        out1, kv1 = stepper.step(tokens, acts, states.expand(11, 7), None, 0)  # batch-1 frame: shared path
+        assert calls == [1]
+        out2, kv2 = stepper.step(tokens.expand(11, -1, -1), acts, states.expand(11, 7), None, 0)
+        assert calls == [1]  # a per-sample frame takes the ordinary path
+    assert (out1 - out2).abs().max().item() < tol
+    for (k1, v1), (k2, v2) in zip(kv1, kv2):
+        assert k1.shape == k2.shape == (11, pred.cfg.num_heads, 18, stepper.head_dim)
+        assert (k1.float() - k2.float()).abs().max().item() < tol
+        assert (v1.float() - v2.float()).abs().max().item() < tol
+
+
 def test_bf16_step_is_close_to_fp32_and_auto_precision_follows_the_cpu(models):
     """precision bf16 runs the step on bf16 weights (cache in bf16, predictions back in float32) within bf16
     rounding of fp32; ``auto`` is bf16 exactly where the device computes it natively; bad names are refused."""

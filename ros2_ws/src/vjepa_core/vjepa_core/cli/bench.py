@@ -223,6 +223,11 @@ def run_planner_bench(config: str = "tiny", samples: int = 800, iterations: int 
             cem, WorldModel(build("torch", precision=other, compile=compile), chunk_size=chunk_size).unroll, objective)
     if ablation:
         planners["ours_no_chunking"] = CEMPlanner(cem, WorldModel(be, chunk_size=samples).unroll, objective)
+        if backend == "torch":  # the first block's context-frame work once per plan step vs once per sample
+            unshared = build("torch", precision=precision, compile=compile)
+            unshared.stepper.share_context = False
+            planners["ours_no_shared_context"] = CEMPlanner(cem, WorldModel(unshared, chunk_size=chunk_size).unroll,
+                                                            objective)
         planners["ours_no_kv_cache"] = CEMPlanner(
             cem, WorldModel(make_backend("torch", predictor=pred, device=str(dev), precision=precision),
                             use_kv_cache=False,

@@ -218,10 +218,35 @@ class _FoldedBlock:
         if past is not None:
             k = torch.cat([past[0].expand(b, -1, -1, -1), k], dim=2)
             v = torch.cat([past[1].expand(b, -1, -1, -1), v], dim=2)
+        return self._attend_and_mlp(x, q, k, v)
+
+    def _attend_and_mlp(self, x: torch.Tensor, q: torch.Tensor, k: torch.Tensor,
+                        v: torch.Tensor) -> tuple[torch.Tensor, KVPair]:
+        """The rest of the block once the rotated ``q``/``k`` and ``v`` ``[B, h, n|P+n, hd]`` are known."""
         o = F.scaled_dot_product_attention(q, k, v)  # the newest frame may see every cached token
         x = x + F.linear(o.transpose(1, 2).flatten(2), *self.proj)
-        h = F.linear(self.act(F.linear(F.layer_norm(x, (c,), *self.norm2), *self.fc1)), *self.fc2)
+        h = F.linear(self.act(F.linear(F.layer_norm(x, (x.shape[-1],), *self.norm2), *self.fc1)), *self.fc2)
         return x + h, (k, v)
+
+    def forward_shared_context(self, xc: torch.Tensor, xz: torch.Tensor, cos2: torch.Tensor,
+                               sin2: torch.Tensor) -> tuple[torch.Tensor, KVPair]:
+        """:meth:`forward` of ``x = [xc | xz]`` without a past, where ``xz[1, hw, C]`` (the context frame's
+        tokens) is the same for every sample and ``xc[B, K, C]`` (action/state tokens) is not.
+
+        Up to the attention each token is processed alone (layer norm, qkv projection, rotation), so the
+        context frame's part is computed once and broadcast instead of ``B`` times: in the first block of a
+        plan's first step that is most of the qkv work (``hw`` of the ``K + hw`` tokens). Same numbers as
+        :meth:`forward` on the expanded input, up to float rounding."""
+        b, kc, c = xc.shape
+        yc = F.linear(F.layer_norm(xc, (c,), *self.norm1), self.qkv_w, self.qkv_b)  # [B, K, 5C]
+        yz = F.linear(F.layer_norm(xz, (c,), *self.norm1), self.qkv_w, self.qkv_b)  # [1, hw, 5C], once
+        qkc = torch.addcmul(yc[..., : 2 * c] * cos2[:kc], yc[..., 2 * c: 4 * c], sin2[:kc])
+        qkz = torch.addcmul(yz[..., : 2 * c] * cos2[kc:], yz[..., 2 * c: 4 * c], sin2[kc:])
+        qkv = torch.cat([torch.cat([qkc, yc[..., 4 * c:]], dim=-1),
+                         torch.cat([qkz, yz[..., 4 * c:]], dim=-1).expand(b, -1, -1)], dim=1)  # [B, n, 3C]
+        q, k, v = (qkv[..., i * c: (i + 1) * c].unflatten(-1, (self.heads, -1)).transpose(1, 2) for i in range(3))
+        x = torch.cat([xc, xz.expand(b, -1, -1)], dim=1)
+        return self._attend_and_mlp(x, q, k, v)
 
 
 def _norm_params(norm: nn.LayerNorm, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, float]:
@@ -254,15 +279,19 @@ class ACStepper(nn.Module):
 
     The step runs on weights prepared once per device (:class:`_FoldedBlock`: RoPE's pair swap folded into the
     qkv projection, weights in ``dtype``); the keys/values it returns are exactly :func:`ac_step`'s (same
-    layout, RoPE applied), so caches are interchangeable with the exported step graphs. ``dtype`` bfloat16
-    runs every matmul in bf16 (AMX / AVX-512 BF16 on recent x86 CPUs; predictions come back as float32).
-    Weights are read at the first step on a device: call :meth:`refresh` after changing the predictor's weights.
+    layout, RoPE applied), so caches are interchangeable with the exported step graphs. A batch-1 frame at step 0
+    (the plan's context frame) also goes through the first block's layer norm / qkv / rotation once
+    (:meth:`_FoldedBlock.forward_shared_context`; ``share_context=False`` turns that off for comparison).
+    ``dtype`` bfloat16 runs every matmul in bf16 (AMX / AVX-512 BF16 on recent x86 CPUs; predictions come back as
+    float32). Weights are read at the first step on a device: call :meth:`refresh` after changing the
+    predictor's weights.
     """
 
-    def __init__(self, predictor: nn.Module, dtype: torch.dtype = torch.float32) -> None:
+    def __init__(self, predictor: nn.Module, dtype: torch.dtype = torch.float32, share_context: bool = True) -> None:
         super().__init__()
         if predictor.use_extrinsics:
             raise ValueError("the KV-cached rollout does not support use_extrinsics=True")
+        self.share_context = share_context  # False: the batch-1 context frame takes the per-sample path (ablation)
         if not predictor.is_frame_causal:
             raise ValueError("a KV cache is only exact for a frame-causal predictor (is_frame_causal=True)")
         self.predictor = predictor
@@ -315,11 +344,16 @@ class ACStepper(nn.Module):
             z = F.linear(tokens_t.to(dt), *w.embed)  # [B|1, hw, pd]: a batch-1 context frame is embedded once
             a = F.linear(action_t.to(dt), *w.action).unsqueeze(1)
             s = F.linear(state_t.to(dt), *w.state).unsqueeze(1)
-            x = torch.cat([a, s, z.expand(action_t.shape[0], -1, -1)], dim=1)  # [B, K+hw, pd]
+            b = action_t.shape[0]
             present: KVCache = []
-            for i, blk in enumerate(w.blocks):
+            if self.share_context and cache is None and z.shape[0] == 1 and b > 1:  # a shared context frame:
+                x, kv = w.blocks[0].forward_shared_context(torch.cat([a, s], dim=1), z, cos2, sin2)  # its qkv once
+                present.append(kv)
+            else:
+                x = torch.cat([a, s, z.expand(b, -1, -1)], dim=1)  # [B, K+hw, pd]
+            for i in range(len(present), len(w.blocks)):
                 past = None if cache is None else (cache[i][0].to(dt), cache[i][1].to(dt))
-                x, kv = blk.forward(x, cos2, sin2, past)
+                x, kv = w.blocks[i].forward(x, cos2, sin2, past)
                 present.append(kv)
             x = F.layer_norm(x[:, n_cond:], (x.shape[-1],), *w.head_norm)
             out = F.linear(x, *w.head_proj).float()
