@@ -1,5 +1,6 @@
-"""Helpers for tests that need the optional real ROS 2 tools (../shared/ros2-tools): the skip-or-fail rule and the
-cached test-only workspace of franka_msgs / control_msgs.
+"""Helpers for ROS 2 tests: the skip-or-fail rule and the cached test-only workspace of franka_msgs / control_msgs
+for tests that need the optional real ROS 2 tools (../shared/ros2-tools), and :class:`Spinner`, the one way tests
+spin an executor in a thread and stop it cleanly.
 
 An importable module (``tests/`` is on pytest's ``pythonpath``, see pyproject.toml), so the root conftest.py and any
 test use the same code without ``from conftest import ...`` (which breaks under a bare ``pytest`` in importlib
@@ -13,9 +14,12 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -113,3 +117,29 @@ def ensure_interface_workspace(sources: Sequence[Path], cache: Path = INTERFACE_
         done.parent.mkdir(parents=True, exist_ok=True)
         done.write_text("ok\n")
     return InterfaceWorkspace(root / "install")
+
+
+class Spinner:
+    """Spins ``executor`` in a daemon thread until :meth:`close`.
+
+    close() stops dispatching, joins the thread (callbacks in flight end), then shuts the executor down. Shutting
+    an executor down while its thread still spins destroys the guard condition a finishing callback triggers:
+    rclpy then raises ``InvalidHandle`` in the spin thread or prints 'never retrieved' errors. Destroy the nodes
+    and the context after close()."""
+
+    def __init__(self, executor: Any) -> None:
+        self.executor = executor
+        self._halt = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="test_spinner", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self._halt.is_set():
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def close(self) -> None:
+        """Stop spinning, let the callbacks in flight end, shut the executor down (idempotent)."""
+        self._halt.set()
+        self.thread.join(5)
+        time.sleep(0.1)  # a MultiThreadedExecutor's worker threads finish the callbacks they took
+        self.executor.shutdown()

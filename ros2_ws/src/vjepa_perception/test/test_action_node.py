@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 import rclpy
 import torch
 import yaml
+from _ros2_helpers import Spinner
 from rcl_interfaces.msg import Log
 from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.parameter import Parameter
@@ -95,8 +95,7 @@ class Graph:
         self.executor = MultiThreadedExecutor(num_threads=3, context=self.context)
         self.executor.add_node(self.node)
         self.executor.add_node(self.probe)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
+        self.spinner = Spinner(self.executor)
         wait(lambda: self.pub.get_subscription_count() > 0 and self.probe.count_publishers("/vjepa/action_labels"),
              10, "discovery")
 
@@ -108,11 +107,10 @@ class Graph:
         time.sleep(0.03)                    # best-effort transport: do not outrun the subscriber
 
     def close(self):
-        self.executor.shutdown()
+        self.spinner.close()
         self.node.destroy_node()
         self.probe.destroy_node()
         rclpy.shutdown(context=self.context)
-        self.thread.join(5)
 
 
 def wait(cond, timeout, what):

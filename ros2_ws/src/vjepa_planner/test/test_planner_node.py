@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import rclpy
 import torch
+from _ros2_helpers import Spinner
 from geometry_msgs.msg import PoseStamped
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
@@ -198,27 +199,6 @@ class Graph:
         for n in self.nodes:
             n.destroy_node()
         rclpy.shutdown(context=self.context)
-
-
-class Spinner:
-    """Spins an executor in a thread; close() stops dispatching, lets callbacks in flight end, then shuts the
-    executor down (shutting it down under running callbacks makes rclpy print 'never retrieved' errors)."""
-
-    def __init__(self, executor):
-        self.executor = executor
-        self._halt = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while not self._halt.is_set():
-            self.executor.spin_once(timeout_sec=0.05)
-
-    def close(self):
-        self._halt.set()
-        self.thread.join(5)
-        time.sleep(0.1)
-        self.executor.shutdown()
 
 
 def wait_for(cond, timeout, what):

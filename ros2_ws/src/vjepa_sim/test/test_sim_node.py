@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pytest
 import rclpy  # noqa: E402  (node tests need the built workspace: `make setup`)
+from _ros2_helpers import Spinner  # noqa: E402
 from geometry_msgs.msg import PoseStamped  # noqa: E402
 from rclpy.context import Context  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
@@ -122,13 +123,11 @@ def running_graph(params: dict, domain_id: int):
     ex = SingleThreadedExecutor(context=ctx)
     ex.add_node(sim)
     ex.add_node(probe.node)
-    th = threading.Thread(target=ex.spin, daemon=True)
-    th.start()
+    spinner = Spinner(ex)
     try:
         yield sim, probe
     finally:
-        ex.shutdown()
-        th.join(timeout=10)
+        spinner.close()
         sim.destroy_node()
         probe.node.destroy_node()
         rclpy.shutdown(context=ctx)
