@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 import rclpy
 import torch
 import torch.nn.functional as F
+from _ros2_helpers import Spinner
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from PIL import Image as PILImage
 from rcl_interfaces.msg import Log
@@ -83,15 +83,9 @@ class Graph:
         self.executor = DrainingExecutor(num_threads=3, context=self.context)
         self.executor.add_node(self.node)
         self.executor.add_node(self.probe)
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.spin, daemon=True)
-        self.thread.start()
+        self.spinner = Spinner(self.executor)
         self.wait(lambda: (self.image_pub.get_subscription_count() + self.compressed_pub.get_subscription_count())
                   > 0 and self.probe.count_publishers("/vjepa/latent") > 0, 10, "discovery")
-
-    def spin(self):
-        while not self.stop.is_set() and self.context.ok():
-            self.executor.spin_once(timeout_sec=0.05)
 
     def diag_values(self, diag):
         return {kv.key: kv.value for kv in diag.status[0].values}
@@ -128,9 +122,7 @@ class Graph:
         return msg
 
     def close(self):
-        self.stop.set()
-        self.thread.join(5)
-        self.executor.shutdown()
+        self.spinner.close()
         self.node.destroy_node()
         self.probe.destroy_node()
         rclpy.shutdown(context=self.context)

@@ -3,12 +3,12 @@ range check, and the arm adapters' contract (crisp on Humble: message, frame, Qo
 
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
 import pytest
 import rclpy
+from _ros2_helpers import Spinner
 from geometry_msgs.msg import PoseStamped
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -138,18 +138,10 @@ class _Graph:
         self.executor = SingleThreadedExecutor(context=self.context)
         for n in (self.planner, self.controller):
             self.executor.add_node(n)
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
-
-    def _spin(self) -> None:
-        while not self._stop.is_set():
-            self.executor.spin_once(timeout_sec=0.05)
+        self.spinner = Spinner(self.executor)
 
     def close(self) -> None:
-        self._stop.set()
-        self.thread.join(timeout=5)
-        self.executor.shutdown()
+        self.spinner.close()
         for n in (self.planner, self.controller):
             n.destroy_node()
         rclpy.shutdown(context=self.context)

@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 import rclpy
 import yaml
+from _ros2_helpers import Spinner
 from geometry_msgs.msg import PoseStamped
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -256,13 +257,7 @@ class Arm:
         self.node.create_timer(0.1, self._latent)
         self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
         self.executor.add_node(self.node)
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
-
-    def _spin(self) -> None:
-        while not self._stop.is_set():
-            self.executor.spin_once(timeout_sec=0.05)
+        self.spinner = Spinner(self.executor)
 
     def _on_target(self, msg: PoseStamped) -> None:
         with self.lock:
@@ -328,10 +323,7 @@ class Arm:
         return future.result()
 
     def close(self) -> None:
-        self._stop.set()
-        self.thread.join(timeout=5)
-        time.sleep(0.1)  # callbacks already dispatched to the pool end first (else rclpy: "never retrieved")
-        self.executor.shutdown()
+        self.spinner.close()
         self.node.destroy_node()
         rclpy.shutdown(context=self.context)
 
