@@ -174,14 +174,18 @@ def test_auto_chunk_size(models):
 
 
 def test_onnxruntime_chunks_larger_by_default(models, tmp_path):
-    """On the CPU the default chunk follows the backend: torch keeps 8 MB (cache-resident) chunks, onnxruntime a
+    """On the CPU the default chunk follows the backend: torch keeps 8 MB (cache-resident) chunks (16 MB for a
+    bf16 step, which keeps some activations in float32), onnxruntime a
     256 MB budget (its per-call overhead made 89-sample chunks 2.2x slower than 800 at 2 threads); an explicit
     budget or chunk size still wins."""
     _, pred, cfg = models
     export_onnx(tmp_path, None, pred, predictor_frames=(1, 2), config=cfg)
     ort = make_backend("onnxruntime", export_dir=tmp_path, threads=1)
-    tb = make_backend("torch", predictor=pred)
+    tb = make_backend("torch", predictor=pred)  # fp32
     assert tb.cpu_memory_budget_mb == 8.0 and ort.cpu_memory_budget_mb == 256.0
+    half = make_backend("torch", predictor=pred, precision="bf16")  # a bf16 step: twice the budget, 2-byte elements
+    assert half.cpu_memory_budget_mb == 16.0 and half.activation_bytes == 2
+    assert WorldModel(half).auto_chunk_size(800, 2) >= 3 * WorldModel(tb).auto_chunk_size(800, 2)
     assert WorldModel(tb).auto_chunk_size(800, 2) < 200
     assert WorldModel(ort).auto_chunk_size(800, 2) == 800
     assert WorldModel(ort, memory_budget_mb=8.0).auto_chunk_size(800, 2) == WorldModel(tb).auto_chunk_size(800, 2)

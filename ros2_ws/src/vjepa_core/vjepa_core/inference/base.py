@@ -43,8 +43,8 @@ class InferenceBackend:
         supports_clips: whether :meth:`encode_clip` is implemented.
         cpu_memory_budget_mb: the activation budget per predictor call on the CPU that
             :class:`~vjepa_core.inference.world_model.WorldModel` chunks samples to by default (torch: 8 MB, a
-            cache-resident working set; onnxruntime: larger, because its per-call and per-operator thread-pool
-            overhead dominates small calls).
+            cache-resident working set, 16 MB for a bf16/fp16 step; onnxruntime: larger, because its per-call and
+            per-operator thread-pool overhead dominates small calls).
         activation_bytes: bytes per activation element of a predictor call (4; 2 for a bf16/fp16 torch step), so
             a chunk of the same budget holds twice the samples at half precision.
     """
