@@ -18,6 +18,8 @@ They reuse the original modules' parameters (no copies) and compute exactly the 
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -209,7 +211,7 @@ class _FoldedBlock:
     def forward(self, x: torch.Tensor, cos2: torch.Tensor, sin2: torch.Tensor,
                 past: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[torch.Tensor, KVPair]:
         """:func:`block_forward` without a mask: ``x[B, n, C]``, tables ``[n, 2C]``, past ``[B|1, h, P, hd]``."""
-        b, n, c = x.shape
+        b, c = x.shape[0], self.c  # the width from the weights: a constant when the step is traced for export
         y = F.linear(F.layer_norm(x, (c,), *self.norm1), self.qkv_w, self.qkv_b)  # [B, n, 5C]
         qk = torch.addcmul(y[..., : 2 * c] * cos2, y[..., 2 * c: 4 * c], sin2)  # rotated q | k
         q = qk[..., :c].unflatten(-1, (self.heads, -1)).transpose(1, 2)  # [B, h, n, hd]
@@ -225,7 +227,7 @@ class _FoldedBlock:
         """The rest of the block once the rotated ``q``/``k`` and ``v`` ``[B, h, n|P+n, hd]`` are known."""
         o = F.scaled_dot_product_attention(q, k, v)  # the newest frame may see every cached token
         x = x + F.linear(o.transpose(1, 2).flatten(2), *self.proj)
-        h = F.linear(self.act(F.linear(F.layer_norm(x, (x.shape[-1],), *self.norm2), *self.fc1)), *self.fc2)
+        h = F.linear(self.act(F.linear(F.layer_norm(x, (self.c,), *self.norm2), *self.fc1)), *self.fc2)
         return x + h, (k, v)
 
     def forward_shared_context(self, xc: torch.Tensor, xz: torch.Tensor, cos2: torch.Tensor,
@@ -237,7 +239,7 @@ class _FoldedBlock:
         context frame's part is computed once and broadcast instead of ``B`` times: in the first block of a
         plan's first step that is most of the qkv work (``hw`` of the ``K + hw`` tokens). Same numbers as
         :meth:`forward` on the expanded input, up to float rounding."""
-        b, kc, c = xc.shape
+        b, kc, c = xc.shape[0], xc.shape[1], self.c
         yc = F.linear(F.layer_norm(xc, (c,), *self.norm1), self.qkv_w, self.qkv_b)  # [B, K, 5C]
         yz = F.linear(F.layer_norm(xz, (c,), *self.norm1), self.qkv_w, self.qkv_b)  # [1, hw, 5C], once
         qkc = torch.addcmul(yc[..., : 2 * c] * cos2[:kc], yc[..., 2 * c: 4 * c], sin2[:kc])
@@ -267,6 +269,13 @@ class _StepWeights:
         self.blocks = [_FoldedBlock(b, dtype) for b in p.predictor_blocks]
         self.head_norm = _norm_params(p.predictor_norm, dtype)
         self.head_proj = _linear_params(p.predictor_proj, dtype)
+
+    def tensors(self) -> list[torch.Tensor]:
+        """Every prepared tensor (for registering them as a module's buffers)."""
+        groups: list[tuple[Any, ...]] = [self.embed, self.action, self.state, self.head_norm, self.head_proj]
+        for b in self.blocks:
+            groups += [(b.qkv_w, b.qkv_b), b.norm1, b.norm2, b.proj, b.fc1, b.fc2]
+        return [t for g in groups for t in g if isinstance(t, torch.Tensor)]
 
 
 class ACStepper(nn.Module):
@@ -374,6 +383,8 @@ def ac_step(
     ``tokens_t[B|1, hw, D]`` and each past ``(k, v)`` ``[B|1, heads, P, hd]`` may have batch 1: they are
     broadcast to the batch ``B`` of ``action_t`` (the shared context frame / history is embedded once).
     Returns ``(pred[B, hw, D], present)`` with ``present[i] = (k, v)`` ``[B, heads, P + K + hw, hd]``.
+    Written with the original modules' forward code; the tests hold :class:`ACStepper` and :class:`ACStepGraph`
+    (the folded, faster form) to it.
     """
     p = predictor
     b = action_t.shape[0]
@@ -393,7 +404,9 @@ def ac_step(
 
 
 class ACStepGraph(nn.Module):
-    """:func:`ac_step` for one fixed frame index ``frame``, with the cache as flat per-layer tensors (export form).
+    """:meth:`ACStepper.step` in float32 for one fixed frame index ``frame``, with the cache as flat per-layer
+    tensors (export form): the same folded qkv and, at frame 0, the context frame's first-block work on the
+    tokens' own batch. Equal to :func:`ac_step` (the step written with the original modules) up to float rounding.
 
     ``forward(tokens[Bt, hw, D], action[B, 7], state[B, 7], past_key_0, past_value_0, ..., past_value_{L-1})``
     -> ``(predicted[B, hw, D], key_0, value_0, ..., value_{L-1})``; ``Bt`` and the past's batch may be 1 or
@@ -418,8 +431,16 @@ class ACStepGraph(nn.Module):
         pos = frame_token_positions(1, predictor.grid_h, predictor.grid_w, predictor.cond_tokens,
                                     frame_offset=self.frame)
         cos, sin = rope_tables(pos, self.head_dim)
-        self.register_buffer("rope_cos", cos, persistent=False)
-        self.register_buffer("rope_sin", sin, persistent=False)
+        # the graph computes what ACStepper.step computes: folded qkv (RoPE's pair swap in the weights, one
+        # multiply-add per rotation instead of unbind / negate / stack on strided heads) and, at frame 0, the
+        # context frame's first-block work on the tokens' own batch (1 when shared) before broadcasting
+        reps = 2 * self.num_heads
+        self._tables = (cos.repeat(1, reps), sin.repeat(1, reps))
+        self._weights = _StepWeights(predictor, torch.float32)
+        # the prepared tensors as buffers: a traced graph then holds them as initializers (which a multi-GB
+        # export moves to its external data file), not as constants inside the protobuf
+        for i, t in enumerate([*self._tables, *self._weights.tensors()]):
+            self.register_buffer(f"folded_{i}", t)  # persistent: the exporter lifts only state_dict tensors
 
     def input_names(self) -> list[str]:
         """``tokens, action, state`` then ``past_key_i, past_value_i`` per layer (none for frame 0)."""
@@ -436,6 +457,17 @@ class ACStepGraph(nn.Module):
         if len(past) != (2 * self.depth if self.frame else 0):
             raise ValueError(f"frame {self.frame} takes {2 * self.depth if self.frame else 0} past tensors, "
                              f"got {len(past)}")
-        cache = [(past[2 * i], past[2 * i + 1]) for i in range(self.depth)] if self.frame else None
-        pred, present = ac_step(self.predictor, tokens, action, state, self.rope_cos, self.rope_sin, cache)
-        return (pred, *[t for kv in present for t in kv])
+        w, (cos2, sin2) = self._weights, self._tables
+        z = F.linear(tokens, *w.embed)  # [Bt, hw, pd]
+        xc = torch.cat([F.linear(action, *w.action).unsqueeze(1), F.linear(state, *w.state).unsqueeze(1)], dim=1)
+        present: KVCache = []
+        if self.frame == 0:  # Bt = 1: the first block's layer norm / qkv / rotation of the frame run once
+            x, kv = w.blocks[0].forward_shared_context(xc, z, cos2, sin2)
+            present.append(kv)
+        else:
+            x = torch.cat([xc, z.expand(action.shape[0], -1, -1)], dim=1)
+        for i in range(len(present), self.depth):
+            x, kv = w.blocks[i].forward(x, cos2, sin2, (past[2 * i], past[2 * i + 1]) if self.frame else None)
+            present.append(kv)
+        x = F.layer_norm(x[:, self.predictor.cond_tokens:], (w.blocks[-1].c,), *w.head_norm)
+        return (F.linear(x, *w.head_proj), *[t for kv in present for t in kv])
