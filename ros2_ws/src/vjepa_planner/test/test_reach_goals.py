@@ -246,6 +246,57 @@ def test_thresholds_switch_goals_preemption_and_the_gripper_commanded(ros_domain
         g.close()
 
 
+def test_gripper_modes_hold_plans_the_arm_only_and_bad_modes_are_refused(ros_domain_id, world_model):
+    """ReachGoals.gripper_modes (issue 15: carrying a held object): toward a goal that only closing the hand
+    reaches, GRIPPER_PLAN closes it (a grasp command), GRIPPER_HOLD plans the arm only (gripper action 0 at every
+    step, no grasp sent); a mode list of the wrong length, an unknown mode and PLAN on a node without a gripper are
+    refused at acceptance."""
+    g = graph.Graph(ros_domain_id, with_encoder=False)
+    stop = threading.Event()
+    grippers: list[GripperCommand] = []
+    g.probe.create_subscription(GripperCommand, "/vjepa_sim/gripper_command", grippers.append, 10)
+    try:
+        client = Client(g)
+        one = g.latent()
+        for goal, why in [
+            (ReachGoals.Goal(latents=[one, one], gripper_modes=[2]), "gripper_modes has 1 values for 2 goals"),
+            (ReachGoals.Goal(latents=[one], gripper_modes=[7]), "goal 0: gripper mode 7 is none of"),
+        ]:
+            refused(g, client, goal, why)
+        g.planner.params["gripper"] = "none"  # as if started without a gripper adapter
+        try:
+            refused(g, client, ReachGoals.Goal(latents=[one], gripper_modes=[ReachGoals.Goal.GRIPPER_PLAN]),
+                    "goal 0: gripper mode PLAN, but this node has no gripper")
+        finally:
+            g.planner.params["gripper"] = graph.PLANNER["gripper"]
+        scene = np.random.default_rng(7).normal(size=1536)
+        feed(g, scene, stop)
+        graph.wait_for(lambda: g.planner._snapshot()[1] is not None and g.planner._pose_obs() is not None, 10,
+                       "the planner to hear the camera and the arm")
+        state = g.planner._pose_obs().state
+        closing = predicted(world_model, scene, state, 0.75)  # only closing the hand reaches it
+
+        hold = latent_goals(g, [closing], max_steps=[2], thresholds=[-1.0])
+        hold.gripper_modes = [ReachGoals.Goal.GRIPPER_HOLD]
+        handle = client.send(hold)
+        client.result(handle)
+        steps = [s for s in client.feedback_of(handle) if s.state == PlanStatus.STATE_EXECUTING]
+        assert len(steps) == 2 and all(s.action[6] == 0.0 for s in steps), [list(s.action) for s in steps]
+        time.sleep(0.3)
+        assert not any(m.grasp for m in grippers), "a held (open) gripper was closed"
+
+        plan = latent_goals(g, [closing], max_steps=[1], thresholds=[-1.0])
+        plan.gripper_modes = [ReachGoals.Goal.GRIPPER_PLAN]
+        handle = client.send(plan)
+        client.result(handle)
+        step = next(s for s in client.feedback_of(handle) if s.state == PlanStatus.STATE_EXECUTING)
+        assert step.action[6] > 0.5, step.action
+        graph.wait_for(lambda: grippers and grippers[-1].grasp, 5, "the grasp command")
+    finally:
+        stop.set()
+        g.close()
+
+
 def test_cancel_mid_plan_answers_at_once_and_holds_at_the_newest_pose(ros_domain_id):
     """Cancel = ~/stop: the cancel is answered while a multi-second plan runs, the hold goes to the pose the arm
     reported last (it was pushed during the plan), the plan is never sent, and the result is CANCELED."""

@@ -86,6 +86,7 @@ class GoalSpec:
     max_steps: int
     energy_threshold: float = 0.0       # 0: no threshold (the goal runs its whole budget)
     position: np.ndarray | None = None  # [3] optional goal position (tests and scripted goals)
+    plan_gripper: bool | None = None    # search the gripper toward this goal (None: the planner's setting)
 
     def __post_init__(self) -> None:
         if isinstance(self.max_steps, bool) or int(self.max_steps) != self.max_steps or self.max_steps < 1:
@@ -140,6 +141,7 @@ class PlanRequest:
     goal_index: int = 0                 # which goal of the episode ``goal`` is
     energy_threshold: float = 0.0       # the goal's threshold: a planner may skip the search when it is met
     measure_only: bool = False          # only the goal energy is wanted (the goal's budget is spent): no plan
+    plan_gripper: bool | None = None    # the goal's gripper mode: search it (True), hold it (False), None: default
 
 
 @dataclass
@@ -474,7 +476,7 @@ class EpisodeLoop:
                                        float("nan"))
         self.pending = PlanRequest(self.generation, self.episode, self.step, self.goal, latent, state.copy(), now,
                                    goal_index=self.goal_index, energy_threshold=goal.energy_threshold,
-                                   measure_only=self.goal_step >= goal.max_steps)
+                                   measure_only=self.goal_step >= goal.max_steps, plan_gripper=goal.plan_gripper)
         return Decision(plan=self.pending)
 
     def _fault(self, now: float, fault: SafetyFault) -> Decision:

@@ -654,7 +654,8 @@ class PlannerNode(Node):
         if n > MAX_GOALS:
             raise MessageError(f"{n} goals, at most {MAX_GOALS}")
         budgets, thresholds = [int(v) for v in goal.max_steps], [float(v) for v in goal.energy_thresholds]
-        for what, values in (("max_steps", budgets), ("energy_thresholds", thresholds)):
+        modes = [int(v) for v in goal.gripper_modes]
+        for what, values in (("max_steps", budgets), ("energy_thresholds", thresholds), ("gripper_modes", modes)):
             if values and len(values) != n:
                 raise MessageError(f"{what} has {len(values)} values for {n} goals (give none, or one per goal)")
         steps, limits = [], []
@@ -668,6 +669,7 @@ class PlannerNode(Node):
             if not math.isfinite(threshold):
                 raise MessageError(f"goal {i}: energy threshold {threshold} is not finite")
             limits.append(float(self.params["energy_threshold"]) if threshold == 0 else max(threshold, 0.0))
+        grippers = [self._gripper_mode(i, mode) for i, mode in enumerate(modes)] if modes else [None] * n
         latents = []
         for i, item in enumerate(items):
             try:
@@ -681,7 +683,20 @@ class PlannerNode(Node):
         models = sorted({latent.model_id for latent in latents})
         if len(models) > 1:
             raise MessageError(f"the goals come from different encoders: {models}")
-        return [GoalSpec(latent, budget, threshold) for latent, budget, threshold in zip(latents, steps, limits)]
+        return [GoalSpec(latent, budget, threshold, plan_gripper=grip)
+                for latent, budget, threshold, grip in zip(latents, steps, limits, grippers)]
+
+    def _gripper_mode(self, index: int, mode: int) -> bool | None:
+        """A ReachGoals gripper mode as GoalSpec.plan_gripper (None: the node's cem_sample_gripper)."""
+        if mode == ReachGoals.Goal.GRIPPER_DEFAULT:
+            return None
+        if mode == ReachGoals.Goal.GRIPPER_HOLD:
+            return False
+        if mode == ReachGoals.Goal.GRIPPER_PLAN:
+            if self.params["gripper"] == "none":
+                raise MessageError(f"goal {index}: gripper mode PLAN, but this node has no gripper (gripper: none)")
+            return True
+        raise MessageError(f"goal {index}: gripper mode {mode} is none of DEFAULT 0, PLAN 1, HOLD 2")
 
     def _on_reach_goals_request(self, goal: ReachGoals.Goal) -> GoalResponse:
         """Accept a ReachGoals goal only if every goal in it can work (images are encoded here); otherwise reject

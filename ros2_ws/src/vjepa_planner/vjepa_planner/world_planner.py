@@ -46,7 +46,12 @@ class LatentPlanner:
             raise ValueError(f"token grid {h}x{w} does not match the predictor's {be.tokens_per_frame} tokens")
         self.world_model = world_model
         self.kind = kind
-        self.cem: Planner = make_planner(kind, cem.to_dict() if isinstance(cem, CEMConfig) else cem, world_model)
+        settings = dict(cem.to_dict() if isinstance(cem, CEMConfig) else cem)
+        self.cem: Planner = make_planner(kind, settings, world_model)
+        # the same planner with the gripper search the other way round, built on first use (a goal's gripper mode)
+        self._flipped = lambda: make_planner(
+            kind, {**settings, "sample_gripper": not self.cem.config.sample_gripper}, world_model)
+        self._other: Planner | None = None
         self.device = be.device
         self.expected_grid: tuple[int, int, int] = (h, w, int(be.embed_dim))
         self._goal: tuple[int, int] | None = None  # (episode, goal index) of the last plan
@@ -63,6 +68,16 @@ class LatentPlanner:
             x = normalize_tokens(x)
         return x
 
+    def planner_for(self, plan_gripper: bool | None) -> Planner:
+        """The planner for a goal's gripper mode: the configured one, or (``plan_gripper`` differing from its
+        ``sample_gripper``) the same settings with the gripper search switched on or off. A held gripper's action
+        dimension stays 0, so the episode loop's latched gripper command does not change."""
+        if plan_gripper is None or bool(plan_gripper) == bool(self.cem.config.sample_gripper):
+            return self.cem
+        if self._other is None:
+            self._other = self._flipped()
+        return self._other
+
     @torch.no_grad()
     def __call__(self, request: PlanRequest, cancel: Callable[[], bool] | None = None) -> PlanOutput:
         """Plan for ``request``; ``cancel`` (asked between iterations and gradient steps) abandons it early.
@@ -72,18 +87,19 @@ class LatentPlanner:
         (``planned=False``), so moving on to the next goal of a sequence costs no plan.
         """
         t0 = time.perf_counter()
+        planner = self.planner_for(request.plan_gripper)
         key = (request.episode, request.goal_index)
         if key != self._goal:  # a new goal: forget the last plan, re-seed (reproducible episodes)
-            self.cem.reset()
+            planner.reset()
             self._goal = key
         ctx = self.tokens(request.latent)
         goal = self.tokens(request.goal)
-        goal_energy = float(self.cem.objective(ctx[None], goal)[0])
+        goal_energy = float(planner.objective(ctx[None], goal)[0])
         if request.measure_only or (request.energy_threshold > 0 and goal_energy <= request.energy_threshold):
             return PlanOutput(action=np.zeros(7), energy=float("nan"), goal_energy=goal_energy,
                               planning_time=time.perf_counter() - t0, planned=False)
         st = torch.as_tensor(np.asarray(request.state, dtype=np.float32), device=self.device).reshape(1, 7)
-        result = self.cem.plan(ctx[None], st, goal, cancel=cancel)
+        result = planner.plan(ctx[None], st, goal, cancel=cancel)
         return PlanOutput(action=result.actions[0].double().cpu().numpy(), energy=result.energy,
                           goal_energy=goal_energy, planning_time=time.perf_counter() - t0,
                           cancelled=result.cancelled,

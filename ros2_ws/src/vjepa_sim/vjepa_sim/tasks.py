@@ -55,6 +55,7 @@ from .objects import (
 
 __all__ = [
     "BUDGETS",
+    "GRIPPER_MODES",
     "MAX_GRIPPER_WIDTH",
     "OBJECT_REGION_MAX",
     "OBJECT_REGION_MIN",
@@ -82,6 +83,12 @@ BOX_YAW_RANGE = math.radians(15.0)  # a box lies within this yaw of the wrist's 
 
 # Step budgets per sub-goal (see the module docstring for why).
 BUDGETS = {"grasp": (10,), "reach_object": (10,), "pick_place": (8, 10, 4)}
+# The gripper per sub-goal, as the planner is told (ReachGoals.gripper_modes): "plan" searches it with the arm
+# (the paper's 7-D CEM), "hold" plans the arm only and keeps the gripper as it is. reach_object is carrying an
+# object that is already held, so its goal holds the gripper: planned, this model opened it and dropped the
+# object (the fingers are 1-2 px in the views); measured on development seed 9 before any evaluation seed:
+# planned 1/6, held 6/6 (models/sim_manip/MODEL_CARD.md).
+GRIPPER_MODES = {"grasp": ("plan",), "reach_object": ("hold",), "pick_place": ("plan", "plan", "plan")}
 
 # Success thresholds (the issue's): lift >= 3 cm; within 5 cm of the goal (3-D for reach_object, xy for pick_place).
 LIFT_SUCCESS = 0.03

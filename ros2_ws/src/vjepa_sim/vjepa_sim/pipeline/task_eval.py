@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -100,9 +101,11 @@ def _outcome_names() -> dict:
 
 
 def run_planner_subgoals(ex: Experimenter, goal_images: list, budgets: list, names: list, label: str,
-                         verbose: bool, on_switch: Any) -> tuple:
+                         verbose: bool, on_switch: Any, gripper_modes: Sequence[str] = ()) -> tuple:
     """Drive the planner through the sub-goals with one ``/planner_node/reach_goals`` action goal
-    (``vjepa_interfaces/action/ReachGoals``): the images with their step budgets, the node's energy threshold.
+    (``vjepa_interfaces/action/ReachGoals``): the images with their step budgets and gripper modes (``plan`` /
+    ``hold`` per sub-goal, :data:`vjepa_sim.tasks.GRIPPER_MODES`; none: the node's setting), the node's energy
+    threshold.
 
     The planner itself moves from sub-goal ``k`` to ``k + 1`` when ``k``'s energy threshold is reached or its
     budget is spent, as in the paper. Every planning step arrives as feedback (a ``PlanStatus`` with the sub-goal
@@ -123,6 +126,8 @@ def run_planner_subgoals(ex: Experimenter, goal_images: list, budgets: list, nam
     goal = T["ReachGoals"].Goal()
     goal.images = list(goal_images)
     goal.max_steps = [int(b) for b in budgets]
+    modes = {"plan": goal.GRIPPER_PLAN, "hold": goal.GRIPPER_HOLD}
+    goal.gripper_modes = [modes[m] for m in gripper_modes]
     goal.task = f"{label}: {', '.join(names)}"
     handle = ex.send_action_goal(ex.reach_goals_cli, goal, "/planner_node/reach_goals", on_feedback)
     result_future = handle.get_result_async()
@@ -251,7 +256,7 @@ def _run_task_episode(ex: Experimenter, task: str, spec: dict, policy_name: str,
     if policy_name == "planner":
         ex.wait(lambda: ex.latent_stamp >= t_reset, 30.0, "a latent of a frame after the reset")
         trace, messages = run_planner_subgoals(ex, goal_msgs, budgets, list(res.goal_names), label, verbose,
-                                               on_switch)
+                                               on_switch, tasks.GRIPPER_MODES[episode.task])
     else:
         policy = make_policy(policy_name, episode, seed=spec["scene_seed"], maxnorm=maxnorm)
         trace, messages = _run_subgoals_policy(ex, episode, policy, budgets, force, verbose, on_switch)
@@ -425,6 +430,7 @@ def evaluate_task(settings: Settings, task: str, model_dir: Path | None, episode
     run_settings = {"seed": seed, "model": str(model_dir) if model_dir else None, "backend": backend,
                     "cem_maxnorm": maxnorm, "real_time_factor": e["real_time_factor"],
                     "budgets": list(tasks.BUDGETS[task]), "max_steps_per_goal": max_steps_per_goal,
+                    "gripper_modes": list(tasks.GRIPPER_MODES[task]),
                     "success": {"lift": tasks.LIFT_SUCCESS, "radius": tasks.RADIUS_SUCCESS}}
     if policy == "planner":
         for k in ("cem_samples", "cem_iterations", "cem_topk", "cem_horizon", "cem_sample_gripper",
