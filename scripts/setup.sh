@@ -74,7 +74,8 @@ export PATH="$VENV/bin:$PATH"
 src_hash="$(find ros2_ws/src package.xml CMakeLists.txt launch config \
              \( -name package.xml -o -name setup.py -o -name setup.cfg -o -name CMakeLists.txt \
                 -o -name '*.msg' -o -name '*.srv' -o -name '*.action' -o -path '*/resource/*' \
-                -o -path 'launch/*' -o -path 'config/*' \) -type f 2>/dev/null | sort | xargs cat | sha256sum | cut -c1-16)"
+                -o -path 'launch/*' -o -path 'config/*' \) -not -path '*/__pycache__/*' -type f 2>/dev/null \
+             | sort | xargs cat | sha256sum | cut -c1-16)"
 if [ "$(cat "$VENV/.stamp-build" 2>/dev/null)" != "$src_hash-$ROS_MODE" ] || [ ! -f ros2_ws/install/setup.bash ]; then
   log "colcon build (ros2_ws/src and the vjepa2_ros metapackage)"
   (cd ros2_ws && "$PY" -m colcon build --symlink-install --base-paths src .. \

@@ -31,10 +31,18 @@ def test_without_ros_the_kilted_wheels_are_installed():
 
 
 def test_second_setup_is_a_fast_no_op():
-    """The tree is set up (the test suite runs inside it): setup again must skip every step."""
+    """The tree is set up (the test suite runs inside it): setup again must skip every step, also after Python
+    wrote bytecode next to the launch files (`ros2 launch` imports them; a clean-clone run without
+    PYTHONDONTWRITEBYTECODE rebuilt the workspace because launch/__pycache__ counted as a source change)."""
+    probe = ROOT / "launch" / "__pycache__" / "_setup_test_probe.cpython-311.pyc"
+    probe.parent.mkdir(exist_ok=True)
+    probe.write_bytes(os.urandom(16))  # different in every run
     t0 = time.monotonic()
-    out = subprocess.run(["bash", str(ROOT / "scripts" / "setup.sh")], cwd=ROOT, capture_output=True, text=True,
-                         check=True, env={k: v for k, v in os.environ.items() if k != "ROS_DISTRO"}).stdout
+    try:
+        out = subprocess.run(["bash", str(ROOT / "scripts" / "setup.sh")], cwd=ROOT, capture_output=True, text=True,
+                             check=True, env={k: v for k, v in os.environ.items() if k != "ROS_DISTRO"}).stdout
+    finally:
+        probe.unlink(missing_ok=True)
     assert "up to date" in out and "colcon build" not in out.replace("workspace build up to date", "")
     assert time.monotonic() - t0 < 20
 
