@@ -17,6 +17,7 @@ the benchmarks use it to compare both in one run).
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 
@@ -38,7 +39,7 @@ def node_switch_interval(environ: dict[str, str] | None = None) -> float:
         ms = float(text)
     except ValueError:
         raise ValueError(f"{SWITCH_INTERVAL_ENV}={text!r} is not a number of milliseconds") from None
-    if not ms > 0 or ms != ms or ms == float("inf"):
+    if not (math.isfinite(ms) and ms > 0):
         raise ValueError(f"{SWITCH_INTERVAL_ENV}={text!r} must be a positive, finite number of milliseconds")
     return ms / 1e3
 

@@ -46,12 +46,9 @@ class LatentPlanner:
             raise ValueError(f"token grid {h}x{w} does not match the predictor's {be.tokens_per_frame} tokens")
         self.world_model = world_model
         self.kind = kind
-        settings = dict(cem.to_dict() if isinstance(cem, CEMConfig) else cem)
-        self.cem: Planner = make_planner(kind, settings, world_model)
-        # the same planner with the gripper search the other way round, built on first use (a goal's gripper mode)
-        self._flipped = lambda: make_planner(
-            kind, {**settings, "sample_gripper": not self.cem.config.sample_gripper}, world_model)
-        self._other: Planner | None = None
+        self._settings = dict(cem.to_dict() if isinstance(cem, CEMConfig) else cem)
+        self.cem: Planner = make_planner(kind, self._settings, world_model)
+        self._other: Planner | None = None  # the gripper search the other way round (a goal's gripper mode)
         self.device = be.device
         self.expected_grid: tuple[int, int, int] = (h, w, int(be.embed_dim))
         self._goal: tuple[int, int] | None = None  # (episode, goal index) of the last plan
@@ -74,8 +71,9 @@ class LatentPlanner:
         dimension stays 0, so the episode loop's latched gripper command does not change."""
         if plan_gripper is None or bool(plan_gripper) == bool(self.cem.config.sample_gripper):
             return self.cem
-        if self._other is None:
-            self._other = self._flipped()
+        if self._other is None:  # built on first use
+            flipped = {**self._settings, "sample_gripper": not self.cem.config.sample_gripper}
+            self._other = make_planner(self.kind, flipped, self.world_model)
         return self._other
 
     @torch.no_grad()

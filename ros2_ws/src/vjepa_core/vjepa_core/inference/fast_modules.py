@@ -278,6 +278,28 @@ class _StepWeights:
         return [t for g in groups for t in g if isinstance(t, torch.Tensor)]
 
 
+def _folded_step(w: _StepWeights, tokens: torch.Tensor, action: torch.Tensor, state: torch.Tensor,
+                 cos2: torch.Tensor, sin2: torch.Tensor, past: KVCache | None, n_cond: int,
+                 shared: bool) -> tuple[torch.Tensor, KVCache]:
+    """One frame on prepared weights (the body of :meth:`ACStepper.step` and :class:`ACStepGraph`):
+    ``tokens[B|1, hw, D]`` (embedded on their own batch), ``action``/``state`` ``[B, 7]``, ``past`` per layer
+    ``(k, v)`` or None. ``shared`` (no past): the first block's per-token work on the frame runs on the tokens'
+    own batch before broadcasting (:meth:`_FoldedBlock.forward_shared_context`)."""
+    z = F.linear(tokens, *w.embed)  # [B|1, hw, pd]: a batch-1 context frame is embedded once
+    xc = torch.cat([F.linear(action, *w.action).unsqueeze(1), F.linear(state, *w.state).unsqueeze(1)], dim=1)
+    present: KVCache = []
+    if shared and past is None:
+        x, kv = w.blocks[0].forward_shared_context(xc, z, cos2, sin2)
+        present.append(kv)
+    else:
+        x = torch.cat([xc, z.expand(action.shape[0], -1, -1)], dim=1)  # [B, K+hw, pd]
+    for i in range(len(present), len(w.blocks)):
+        x, kv = w.blocks[i].forward(x, cos2, sin2, None if past is None else past[i])
+        present.append(kv)
+    x = F.layer_norm(x[:, n_cond:], (w.blocks[-1].c,), *w.head_norm)
+    return F.linear(x, *w.head_proj), present
+
+
 class ACStepper(nn.Module):
     """Exact frame-by-frame AC prediction with a key/value cache.
 
@@ -300,9 +322,9 @@ class ACStepper(nn.Module):
         super().__init__()
         if predictor.use_extrinsics:
             raise ValueError("the KV-cached rollout does not support use_extrinsics=True")
-        self.share_context = share_context  # False: the batch-1 context frame takes the per-sample path (ablation)
         if not predictor.is_frame_causal:
             raise ValueError("a KV cache is only exact for a frame-causal predictor (is_frame_causal=True)")
+        self.share_context = share_context  # False: the batch-1 context frame takes the per-sample path (ablation)
         self.predictor = predictor
         self.dtype = dtype
         self.head_dim = predictor.cfg.predictor_embed_dim // predictor.cfg.num_heads
@@ -350,23 +372,11 @@ class ACStepper(nn.Module):
         dt = self.dtype
         n_cond = p.cond_tokens
         with torch.autocast(dev.type, enabled=False):  # the weights already are in the compute dtype
-            z = F.linear(tokens_t.to(dt), *w.embed)  # [B|1, hw, pd]: a batch-1 context frame is embedded once
-            a = F.linear(action_t.to(dt), *w.action).unsqueeze(1)
-            s = F.linear(state_t.to(dt), *w.state).unsqueeze(1)
-            b = action_t.shape[0]
-            present: KVCache = []
-            if self.share_context and cache is None and z.shape[0] == 1 and b > 1:  # a shared context frame:
-                x, kv = w.blocks[0].forward_shared_context(torch.cat([a, s], dim=1), z, cos2, sin2)  # its qkv once
-                present.append(kv)
-            else:
-                x = torch.cat([a, s, z.expand(b, -1, -1)], dim=1)  # [B, K+hw, pd]
-            for i in range(len(present), len(w.blocks)):
-                past = None if cache is None else (cache[i][0].to(dt), cache[i][1].to(dt))
-                x, kv = w.blocks[i].forward(x, cos2, sin2, past)
-                present.append(kv)
-            x = F.layer_norm(x[:, n_cond:], (x.shape[-1],), *w.head_norm)
-            out = F.linear(x, *w.head_proj).float()
-        return out, present
+            past = None if cache is None else [(k.to(dt), v.to(dt)) for k, v in cache]
+            shared = self.share_context and tokens_t.shape[0] == 1 and action_t.shape[0] > 1
+            out, present = _folded_step(w, tokens_t.to(dt), action_t.to(dt), state_t.to(dt), cos2, sin2, past,
+                                        n_cond, shared)
+        return out.float(), present
 
 
 def ac_step(
@@ -457,17 +467,8 @@ class ACStepGraph(nn.Module):
         if len(past) != (2 * self.depth if self.frame else 0):
             raise ValueError(f"frame {self.frame} takes {2 * self.depth if self.frame else 0} past tensors, "
                              f"got {len(past)}")
-        w, (cos2, sin2) = self._weights, self._tables
-        z = F.linear(tokens, *w.embed)  # [Bt, hw, pd]
-        xc = torch.cat([F.linear(action, *w.action).unsqueeze(1), F.linear(state, *w.state).unsqueeze(1)], dim=1)
-        present: KVCache = []
-        if self.frame == 0:  # Bt = 1: the first block's layer norm / qkv / rotation of the frame run once
-            x, kv = w.blocks[0].forward_shared_context(xc, z, cos2, sin2)
-            present.append(kv)
-        else:
-            x = torch.cat([xc, z.expand(action.shape[0], -1, -1)], dim=1)
-        for i in range(len(present), self.depth):
-            x, kv = w.blocks[i].forward(x, cos2, sin2, (past[2 * i], past[2 * i + 1]) if self.frame else None)
-            present.append(kv)
-        x = F.layer_norm(x[:, self.predictor.cond_tokens:], (w.blocks[-1].c,), *w.head_norm)
-        return (F.linear(x, *w.head_proj), *[t for kv in present for t in kv])
+        cache = [(past[2 * i], past[2 * i + 1]) for i in range(self.depth)] if self.frame else None
+        # frame 0: the tokens' own batch (1 when shared) goes through the first block's qkv before broadcasting
+        pred, present = _folded_step(self._weights, tokens, action, state, *self._tables, cache,
+                                     self.predictor.cond_tokens, shared=self.frame == 0)
+        return (pred, *[t for kv in present for t in kv])
