@@ -295,6 +295,58 @@ def test_bad_tiles_are_refused_with_a_message(extra, match):
         config_from_ros_params(_tiled_params(**extra))
 
 
+def _wrist_config(**extra):
+    """ext1 over a hand-mounted wrist camera (config/sim_pipeline/sim_manip_wrist.yaml's layout)."""
+    params = {**_tiled_params(), "camera_names": ["ext1", "wrist"], "cameras.ext1.tile_below": "wrist",
+              "cameras.wrist.mount": "hand", "cameras.wrist.eye": [0.06, 0.0, -0.05],
+              "cameras.wrist.target": [-0.01, 0.0, 0.05], "cameras.wrist.up": [1.0, 0.0, 0.0],
+              "cameras.wrist.fov_deg": 80.0, "cameras.wrist.width": 96, "cameras.wrist.height": 48,
+              "cameras.wrist.near": 0.01}
+    params.update(extra)
+    return config_from_ros_params(params)
+
+
+def test_a_hand_mounted_camera_follows_the_arm_and_sees_the_fingers():
+    sim = FrankaSim(_wrist_config())
+    try:
+        assert sim.config.cameras[1].mount == "hand"
+        here = sim.render_goal((0.5, 0.0, 0.2), DOWN_QUAT).image
+        there = sim.render_goal((0.5, 0.1, 0.2), DOWN_QUAT).image
+        closed = sim.render_goal((0.5, 0.0, 0.2), DOWN_QUAT, gripper=0.9).image
+        ext1_moved = np.abs(here[:48].astype(int) - there[:48].astype(int)).mean()
+        wrist_moved = np.abs(here[48:].astype(int) - there[48:].astype(int)).mean()
+        assert ext1_moved > 0 and wrist_moved > 0  # both views change when the arm moves
+        # closing the fingers barely shows from the exterior camera but fills the wrist view's corners
+        ext1_fingers = np.abs(here[:48].astype(int) - closed[:48].astype(int)).mean()
+        wrist_fingers = np.abs(here[48:].astype(int) - closed[48:].astype(int)).mean()
+        assert wrist_fingers > 5.0 > ext1_fingers and wrist_fingers > 20 * ext1_fingers
+        # the live render follows the arm: after a real move the wrist view is that of the new pose
+        sim.set_target((0.5, 0.1, 0.2), DOWN_QUAT)
+        run_until_reached(sim, np.array([0.5, 0.1, 0.2]), tol=0.002)
+        live = sim.render()
+        assert np.abs(live[48:].astype(int) - there[48:].astype(int)).mean() < \
+            np.abs(live[48:].astype(int) - here[48:].astype(int)).mean()
+    finally:
+        sim.close()
+
+
+def test_a_fixed_camera_does_not_move_with_the_arm():
+    sim = FrankaSim(_wrist_config())
+    try:
+        a = sim.render_goal((0.45, -0.1, 0.15), DOWN_QUAT).image
+        b = sim.render_goal((0.55, 0.1, 0.25), DOWN_QUAT).image
+        # ext1's floor and far table corner stay put (only the arm's pixels change): most pixels are equal
+        assert (a[:48] == b[:48]).all(axis=2).mean() > 0.7
+        assert not np.array_equal(a[48:], b[48:])  # the wrist camera moved with the hand
+    finally:
+        sim.close()
+
+
+def test_an_unknown_camera_mount_is_refused():
+    with pytest.raises(ValueError, match="mount must be one of"):
+        _wrist_config(**{"cameras.wrist.mount": "elbow"})
+
+
 def test_geometry_slerp_endpoints():
     a = np.array([0.0, 0.0, 0.0, 1.0])
     b = np.array([1.0, 0.0, 0.0, 0.0])

@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 __all__ = [
+    "CAMERA_MOUNTS",
     "CameraConfig",
     "SimConfig",
     "camera_topic",
@@ -22,6 +23,7 @@ __all__ = [
 ]
 
 Vec3 = tuple  # (x, y, z) in metres, base frame
+CAMERA_MOUNTS = ("", "hand")  # fixed in the base frame, or on the end effector (CameraConfig.mount)
 
 
 @dataclass(frozen=True)
@@ -43,11 +45,17 @@ class CameraConfig:
     # widths), so one image stream carries two views: a model then sees depth along either optical axis
     # without a second input stream. The stacked camera is not published on its own.
     tile_below: str = ""
+    # Where the camera is mounted: "" fixed in the base frame; "hand" rides on the end effector (a wrist camera,
+    # like DROID's): eye / target / up are then given in the end-effector frame (panda_grasptarget: z along
+    # the fingers toward their tips, y across them), so the view follows the arm and shows the fingers.
+    mount: str = ""
 
     def validate(self) -> None:
         """Raise ``ValueError`` on impossible camera settings."""
         if not self.name or not self.name.replace("_", "").isalnum():
             raise ValueError(f"camera name must be a non-empty identifier, got {self.name!r}")
+        if self.mount not in CAMERA_MOUNTS:
+            raise ValueError(f"camera {self.name}: mount must be one of {CAMERA_MOUNTS}, got {self.mount!r}")
         for key in ("eye", "target", "up"):
             v = getattr(self, key)
             if len(v) != 3 or not all(math.isfinite(float(x)) for x in v):
@@ -165,7 +173,7 @@ class SimConfig:
 # Flat ROS parameter view: {"num_objects": 3, "camera_names": ["ext1"], "cameras.ext1.eye": [...], ...}
 
 _CAMERA_KEYS = ("eye", "target", "up", "fov_deg", "width", "height", "near", "far", "topic", "frame_id",
-                "tile_below")
+                "tile_below", "mount")
 _SIM_KEYS = tuple(f.name for f in fields(SimConfig) if f.name != "cameras")
 
 

@@ -708,9 +708,21 @@ class FrankaSim:
         extra = self.camera(cam.tile_below).height if cam.tile_below else 0
         return cam.height + extra, cam.width
 
+    def _hand_view_matrix(self, cam: CameraConfig) -> list:
+        """View matrix of a hand-mounted camera now: its eye / target / up (end-effector frame) moved into the
+        base frame by the current end-effector pose (after a goal rendering's teleport, that pose's)."""
+        pos, quat = self.ee_pose()
+        rot = np.asarray(p.getMatrixFromQuaternion(list(quat)), dtype=np.float64).reshape(3, 3)
+        eye = pos + rot @ np.asarray(cam.eye, dtype=np.float64)
+        target = pos + rot @ np.asarray(cam.target, dtype=np.float64)
+        up = rot @ np.asarray(cam.up, dtype=np.float64)
+        return p.computeViewMatrix(eye.tolist(), target.tolist(), up.tolist())
+
     def _render_view(self, cam: CameraConfig) -> np.ndarray:
         """One camera's own view, [H, W, 3] uint8 RGB."""
         view, proj = self._view[cam.name]
+        if cam.mount == "hand":
+            view = self._hand_view_matrix(cam)
         _, _, rgba, _, _ = p.getCameraImage(
             cam.width, cam.height, view, proj, shadow=int(self.config.shadows), lightDirection=LIGHT_DIRECTION,
             renderer=p.ER_TINY_RENDERER, flags=p.ER_NO_SEGMENTATION_MASK, physicsClientId=self._client,

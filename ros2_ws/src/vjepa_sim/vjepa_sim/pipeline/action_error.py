@@ -69,7 +69,8 @@ def energy_profile(settings: Settings, encode: Callable, positions: int = 60, sc
     ev = settings.section("eval")
     lo, hi = np.array(ev["target_min"], float), np.array(ev["target_max"], float)
     rng = np.random.default_rng(seed)
-    axes = {f"{c.name} axis": (np.array(c.target, float) - np.array(c.eye, float)) for c in base.cameras}
+    axes = {f"{c.name} axis": (np.array(c.target, float) - np.array(c.eye, float)) for c in base.cameras
+            if not c.mount}  # a hand-mounted camera's axis moves with the arm: no fixed direction to test
     energies: dict = {}
     for k in range(scenes):
         sim = FrankaSim(replace(base, seed=int(settings.section("collect")["seed"]) + k))
