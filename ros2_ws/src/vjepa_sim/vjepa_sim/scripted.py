@@ -21,7 +21,7 @@ import numpy as np
 
 from vjepa_core.franka import MAX_GRIPPER_WIDTH
 
-from .objects import OBJECT_KINDS
+from .objects import OBJECT_KINDS, grasp_height
 from .tasks import OPEN_MARGIN, SceneState, TaskEpisode, goal_reached, is_held, measure, observe, reset_sim
 
 __all__ = ["RandomPolicy", "ScriptedPolicy", "StepCommand", "TaskRun", "apply_command", "make_policy", "run_task",
@@ -82,15 +82,15 @@ class ScriptedPolicy:
             if ee[2] - obj[2] > HEIGHT_TOLERANCE:
                 return self._move(ee, [obj[0], obj[1], obj[2]], "descend")
             return self._move(ee, ee, "close", "close")
-        # an open-gripper goal: put the object down at the goal position and let go
+        # an open-gripper goal: put the object down under the goal position, let go, and rise to the goal
         if held:
-            place = np.array([goal.ee_position[0], goal.ee_position[1], goal.ee_position[2] + PLACE_HEIGHT])
+            place = np.array([goal.ee_position[0], goal.ee_position[1], grasp_height(state.kind) + PLACE_HEIGHT])
             if np.linalg.norm(ee - place) > 0.01:
                 return self._move(ee, place, "lower")
             return self._move(ee, ee, "release", "open")
         if not gripper_open:
             return self._move(ee, ee, "release", "open")
-        return self._move(ee, ee, "hold")
+        return self._move(ee, goal.ee_position, "withdraw")
 
 
 class RandomPolicy:

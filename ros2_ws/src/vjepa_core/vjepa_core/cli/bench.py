@@ -163,7 +163,7 @@ def run_planner_bench(config: str = "tiny", samples: int = 800, iterations: int 
     to ``ours`` in ``ratio_vs_ours_<name>``."""
     from ..inference import WorldModel, make_backend
     from ..inference.torch_backend import native_bf16, resolve_precision
-    from ..planning import CEMConfig, CEMPlanner, get_objective
+    from ..planning import CEMConfig, CEMPlanner
 
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     cfg, ckpt = load_bench_config(config)
@@ -175,7 +175,9 @@ def run_planner_bench(config: str = "tiny", samples: int = 800, iterations: int 
     goal = normalize_tokens(torch.randn(n, d, generator=g)).to(dev)
     state = torch.tensor([[0.45, 0.0, 0.35, 3.1, 0.05, -0.1, 0.2]], device=dev)
     cem = CEMConfig(samples=samples, iterations=iterations, topk=topk, horizon=horizon, seed=seed)
-    objective = get_objective(cem.energy, cem.normalize)
+    # Every planner gets its energy from CEMPlanner.for_world_model, as planner_node does: the rollouts here
+    # (WorldModel, ReferenceRollout) layer-norm their predictions, so the energy does not norm them again (the
+    # reference's own energy is a plain mean |a - b| of normed predictions).
     plan_args = (ctx, state, goal)
 
     export: list[Path] = []
@@ -197,7 +199,7 @@ def run_planner_bench(config: str = "tiny", samples: int = 800, iterations: int 
     precision = resolve_precision(precision, dev) if backend == "torch" else "fp32"
     be = build(backend, precision=precision, compile=compile)
     wm = WorldModel(be, chunk_size=chunk_size)
-    ours = CEMPlanner(cem, wm.unroll, objective)
+    ours = CEMPlanner.for_world_model(wm, cem)
     record: dict[str, Any] = {
         "benchmark": "planner", "config": config, "samples": samples, "iterations": iterations, "topk": topk,
         "horizon": horizon, "backend": backend, "precision": precision, "compile": compile,
@@ -214,27 +216,26 @@ def run_planner_bench(config: str = "tiny", samples: int = 800, iterations: int 
         other = WorldModel(build(name), chunk_size=chunk_size)
         record[f"kv_cache_{_key(name)}"] = other.use_kv_cache
         record[f"chunk_size_{_key(name)}"] = other.auto_chunk_size(samples, horizon)
-        planners[_key(name)] = CEMPlanner(cem, other.unroll, objective)
+        planners[_key(name)] = CEMPlanner.for_world_model(other, cem)
     if compare_reference:
-        planners["reference"] = CEMPlanner(cem, ReferenceRollout(pred).unroll, objective)
+        planners["reference"] = CEMPlanner.for_world_model(ReferenceRollout(pred), cem)
     if ablation and backend == "torch" and (precision != "fp32" or native_bf16(dev)):
         other = "fp32" if precision != "fp32" else "bf16"  # the other precision, side by side
-        planners[f"ours_{other}"] = CEMPlanner(
-            cem, WorldModel(build("torch", precision=other, compile=compile), chunk_size=chunk_size).unroll, objective)
+        planners[f"ours_{other}"] = CEMPlanner.for_world_model(
+            WorldModel(build("torch", precision=other, compile=compile), chunk_size=chunk_size), cem)
     if ablation:
-        planners["ours_no_chunking"] = CEMPlanner(cem, WorldModel(be, chunk_size=samples).unroll, objective)
+        planners["ours_no_chunking"] = CEMPlanner.for_world_model(WorldModel(be, chunk_size=samples), cem)
         if backend == "torch":  # the first block's context-frame work once per plan step vs once per sample
             unshared = build("torch", precision=precision, compile=compile)
             unshared.stepper.share_context = False
-            planners["ours_no_shared_context"] = CEMPlanner(cem, WorldModel(unshared, chunk_size=chunk_size).unroll,
-                                                            objective)
-        planners["ours_no_kv_cache"] = CEMPlanner(
-            cem, WorldModel(make_backend("torch", predictor=pred, device=str(dev), precision=precision),
-                            use_kv_cache=False,
-                            chunk_size=chunk_size).unroll, objective)
+            planners["ours_no_shared_context"] = CEMPlanner.for_world_model(
+                WorldModel(unshared, chunk_size=chunk_size), cem)
+        planners["ours_no_kv_cache"] = CEMPlanner.for_world_model(
+            WorldModel(make_backend("torch", predictor=pred, device=str(dev), precision=precision),
+                       use_kv_cache=False, chunk_size=chunk_size), cem)
         if "onnxruntime" in compare_backends and backend != "onnxruntime":  # the step graphs' share of it
-            planners["onnxruntime_no_kv_cache"] = CEMPlanner(
-                cem, WorldModel(build("onnxruntime"), use_kv_cache=False, chunk_size=chunk_size).unroll, objective)
+            planners["onnxruntime_no_kv_cache"] = CEMPlanner.for_world_model(
+                WorldModel(build("onnxruntime"), use_kv_cache=False, chunk_size=chunk_size), cem)
             record["kv_cache_onnxruntime_no_kv_cache"] = False
     times: dict[str, list[float]] = {k: [] for k in planners}
     results: dict[str, Any] = {}
@@ -246,6 +247,7 @@ def run_planner_bench(config: str = "tiny", samples: int = 800, iterations: int 
             ts, results[k] = _time_plans(p, plan_args, 1, warmup=0)
             times[k] += ts
     exact = WorldModel(make_backend("torch", predictor=pred, device=str(dev)), chunk_size=chunk_size)
+    objective = CEMPlanner.for_world_model(exact, cem).objective
 
     def plan_energy(actions: torch.Tensor) -> float:
         pred_final = exact.unroll(ctx, state, actions[None].to(dev))
