@@ -360,6 +360,19 @@ def sec_manip(doc: dict[str, Any], date: str) -> str:
     return "\n".join(lines) + _footer("python bench/bench_manip.py", doc.get("machine", "2 CPU cores, no GPU"), date)
 
 
+def sec_grasp_prediction(doc: dict[str, Any], date: str) -> str:
+    sys.path.insert(0, str(HERE))
+    from bench_grasp_prediction import markdown
+
+    lines = [f"Does a sim model foresee a grasp? From a hover {doc['hover_m'] * 100:.0f} cm above a cup or box "
+             f"({doc['scenes']} development scenes, 19000 and up), \"down, close, up\" and the same moves without "
+             "the close, in the simulator and in the model (open loop). Effect = latent L1 between the two final "
+             "frames (what the close changes), real and predicted; prefers the grasp = the grasp's predicted energy "
+             "to a goal image of the object held up is below the no-grasp one's. Last column: the energy of the real "
+             "frames to the task's goal image along the scripted grasp, by phase.", "", markdown(doc)]
+    return "\n".join(lines) + _footer("python bench/bench_grasp_prediction.py", doc.get("machine", "2 CPU cores"), date)
+
+
 def sec_action(doc: dict[str, Any], date: str) -> str:
     r = doc.get("ros") or {}
     lines = ["Latency per clip of `action_node` (sliding clip -> encoder -> attentive probe -> top-k labels) on the "
@@ -448,6 +461,8 @@ SECTIONS: list[tuple[str, str, str, Callable[[dict[str, Any], str], str]]] = [
     ("Energy landscape tool (issue 4)", "landscape.json", "vjepa-bench landscape --config tiny", sec_landscape),
     ("Simulated reaching: action inference (issue 10)", "sim_reach.json", "python bench/bench_reach.py", sec_reach),
     ("Simulated manipulation (issue 15)", "manipulation.json", "python bench/bench_manip.py", sec_manip),
+    ("Does the model foresee a grasp? (issue 15)", "grasp_prediction.json", "python bench/bench_grasp_prediction.py",
+     sec_grasp_prediction),
     ("Planners on the sim reach task (issue 18)", "planners.json", "python bench/bench_planners.py", sec_planners),
     ("fp32 vs bf16 planning in the closed loop (issue 18)", "sim_precision.json", "python bench/bench_sim_precision.py",
      sec_sim_precision),

@@ -163,7 +163,8 @@ def test_energy_profile_shows_what_each_view_sees():
     assert ratio("both") > 1.3 * ratio("top_only"), (ratio("both"), ratio("top_only"))
 
 
-@pytest.mark.parametrize("model, pipeline", [("sim_reach", None), ("sim_manip", "config/sim_pipeline/manip.yaml")])
+@pytest.mark.parametrize("model, pipeline", [("sim_reach", None), ("sim_manip", "config/sim_pipeline/manip.yaml"),
+                                             ("sim_manip_wrist", "config/sim_pipeline/manip_wrist.yaml")])
 def test_shipped_model_card_and_size(model, pipeline):
     """Each shipped sim model: present, small, with a model card, and fed exactly the frame its pipeline's sim
     publishes (two tiled views, no resize); ONNX graphs for every frame count its planner may ask for."""
