@@ -68,23 +68,16 @@ def _scripted_energies(settings: object, episode: object, seed: int, enc: object
     """(phase, energy to the task's goal image) of each real frame along the scripted grasp of ``episode``."""
     from vjepa_sim import tasks
     from vjepa_sim.scene import FrankaSim
-    from vjepa_sim.scripted import ScriptedPolicy, apply_command, settle
+    from vjepa_sim.scripted import ScriptedPolicy, run_task, settle
 
     sim = FrankaSim(replace(settings.sim_config(), seed=seed))
     try:
         tasks.reset_sim(sim, episode)
         settle(sim, np.asarray(episode.start_position))
         goal = enc([tasks.render_goal(sim, episode, 0).image])[0]
-        policy, goal_state = ScriptedPolicy(episode), episode.goals[0]
         out = [("start", dist(enc([sim.render()])[0], goal))]
-        for _ in range(goal_state.max_steps):
-            state = tasks.observe(sim, episode)
-            if tasks.goal_reached(goal_state, state):
-                break
-            cmd = policy.act(state, 0)
-            apply_command(sim, cmd)
-            settle(sim, cmd.position)
-            out.append((cmd.phase, dist(enc([sim.render()])[0], goal)))
+        run_task(sim, episode, ScriptedPolicy(episode), reset=False,
+                 after_step=lambda cmd: out.append((cmd.phase, dist(enc([sim.render()])[0], goal))))
         return out
     finally:
         sim.close()
@@ -128,7 +121,7 @@ def measure_model(name: str, pipeline: str, scenes: int) -> dict:
                 for close in (True, False):
                     frames, states, held = _episode_frames(sim, ep, hover, close)
                     st = torch.as_tensor(np.stack(states), dtype=torch.float32)
-                    acts = st[1:] - st[:-1]
+                    acts = wm.context_actions(st)  # pose differences, as in the training data
                     acts[:, 3:6] = 0.0  # rotation fixed, as the planner's CEM
                     z = enc(frames)
                     pred = wm.unroll(z[:1], st[:1], acts[None])[0]

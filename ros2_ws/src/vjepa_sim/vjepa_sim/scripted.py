@@ -15,6 +15,7 @@ runs them on a :class:`~vjepa_sim.scene.FrankaSim` directly (tests, development)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -163,9 +164,11 @@ class TaskRun:
     trace: list = field(default_factory=list)  # per step: goal index, phase, ee and object positions, held
 
 
-def run_task(sim: object, episode: TaskEpisode, policy: object, reset: bool = True) -> TaskRun:
+def run_task(sim: object, episode: TaskEpisode, policy: object, reset: bool = True,
+             after_step: Callable[[StepCommand], None] | None = None) -> TaskRun:
     """Run ``policy`` on ``episode`` in ``sim``: each sub-goal gets its step budget (a policy that stops at
-    goals moves on as soon as the state shows the sub-goal); the final state is measured."""
+    goals moves on as soon as the state shows the sub-goal); the final state is measured. ``after_step(cmd)``
+    is called once each step has settled (e.g. to render what the cameras see then)."""
     if reset:
         reset_sim(sim, episode)
     trace: list = []
@@ -179,6 +182,8 @@ def run_task(sim: object, episode: TaskEpisode, policy: object, reset: bool = Tr
             cmd = policy.act(state, k)
             apply_command(sim, cmd)
             settle(sim, cmd.position)
+            if after_step is not None:
+                after_step(cmd)
             n += 1
             trace.append({"goal": k, "step": n, "phase": cmd.phase,
                           "ee": [round(float(v), 4) for v in state.ee_position],

@@ -21,9 +21,10 @@ task            sub-goals (one goal image each, step budget)       success, meas
 **Steps** are the planner's: one end-effector move of at most ``cem_maxnorm`` (5 cm) per axis and/or one
 gripper command, then the arm settles. The budgets are the steps the scripted controller
 (``vjepa_sim.scripted``) needs on development seeds (>= 100) plus slack for imprecise steps: grasp 10 (it needs
-5-6: approach, descend, close, lift), reach_object 10 (2-4), pick_place 8 / 10 / 4 (4-6 / 2-4 / 3). The carry
-and release budgets are the paper's; its grasp budget (4) is raised to 8 because our steps are shorter (the
-paper's CEM moves up to 7.5 cm per axis, ours 5 cm) and a grasp from 8-14 cm above takes four kinds of move.
+5-6: approach, descend, close, lift), reach_object 10 (2-4), pick_place 8 / 10 / 4 (4-6 / 2-4 / 4: lower, lower,
+open, rise). The carry and release budgets are the paper's; its grasp budget (4) is raised to 8 because our
+steps are shorter (the paper's CEM moves up to 7.5 cm per axis, ours 5 cm) and a grasp from 8-14 cm above takes
+four kinds of move.
 
 **Rotation**: the wrist keeps one yaw (pointing down, yaw 0) in every start and goal state, as the paper's CEM
 keeps rotation fixed. A cup can be taken at any yaw; a box only across its short side, so the task places the
