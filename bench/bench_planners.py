@@ -1,11 +1,15 @@
-"""Planners side by side on the simulated reach task: CEM, iCEM, MPPI and CEM + Adam refinement at two budgets.
+"""Planners side by side on a simulated task: CEM, iCEM, MPPI and CEM + Adam refinement at two budgets.
 
-    source scripts/env.sh && python bench/bench_planners.py [--episodes 20] [--seed 0] [--runs cem_128x4,...]
-        [--param mppi_temperature=0.1 ...] [--out bench/results/planners.json] [--workdir runs/planners]
+    source scripts/env.sh && python bench/bench_planners.py [--task reach] [--episodes 20] [--seed 0]
+        [--runs cem_128x4,...] [--param mppi_temperature=0.1 ...] [--out bench/results/planners.json]
+        [--workdir runs/planners]
 
-Each run is one closed-loop evaluation (`nice vjepa-sim eval --task reach --policy planner --model
-models/sim_reach --threads 1 --backend torch`) with planner_node's parameters overlaid on
-config/sim_pipeline/planner.yaml through a pipeline copy whose `eval.planner_params` lists the overlay: the
+Tasks (`TASKS`): ``reach`` (free space, `models/sim_reach`, config/sim_pipeline/pipeline.yaml; default output
+bench/results/planners.json) and ``reach_object`` (carry a held cup or box to a goal image, `models/sim_manip`,
+config/sim_pipeline/manip.yaml, the gripper held as in its evaluation; bench/results/planners_reach_object.json).
+Each run is one closed-loop evaluation (`nice vjepa-sim eval --task TASK --policy planner --model MODEL
+--threads 1 --backend torch`) with planner_node's parameters overlaid on the task pipeline's planner parameter
+files through a pipeline copy whose `eval.planner_params` lists the overlay: the
 `planner` kind, its budget (`cem_samples` x `cem_iterations`) and its settings. Every run uses the torch backend
 (the gradient refinement needs it; the same backend for all keeps the planning times comparable) and one planner
 thread (`threads: 1`). Output: the eval JSONs (without pictures) under `bench/results/planners/` and a summary
@@ -14,9 +18,9 @@ thread (`threads: 1`). Output: the eval JSONs (without pictures) under `bench/re
 jobs; `offline_timing` adds each planner's time per step measured alone on the same model, runs interleaved
 (`--timing-only` re-measures it into an existing summary).
 
-Settings (temperature, keep fraction, learning rate) were chosen on the development seed 9 (a few episodes,
-`--seed 9 --episodes 4 --out runs/planners/dev.json`), never on the evaluation seeds 0, 1, 2: see `CHOSEN` and the
-`tuning` entry of the summary.
+Settings (temperature, keep fraction, learning rate) were chosen on the reach task's development seed 9 (a few
+episodes, `--seed 9 --episodes 4 --out runs/planners/dev.json`), never on the evaluation seeds 0, 1, 2: see
+`CHOSEN` and the `tuning` entry of the summary. reach_object uses the same settings (nothing tuned on it).
 """
 
 from __future__ import annotations
@@ -52,6 +56,12 @@ TUNING: dict[str, Any] = {
                           "0.01": "5/6, 44 steps, 0.95 cm"},
 }
 
+#: task -> (pipeline, model directory, default summary file)
+TASKS: dict[str, tuple[str, str, str]] = {
+    "reach": ("config/sim_pipeline/pipeline.yaml", "models/sim_reach", "bench/results/planners.json"),
+    "reach_object": ("config/sim_pipeline/manip.yaml", "models/sim_manip", "bench/results/planners_reach_object.json"),
+}
+
 #: name -> (planner kind, samples, iterations)
 RUNS: dict[str, tuple[str, int, int]] = {
     "cem_128x4": ("cem", 128, 4),
@@ -77,22 +87,28 @@ def overlay(kind: str, samples: int, iterations: int, params: dict[str, Any]) ->
     return out
 
 
-def run_eval(name: str, planner: dict[str, Any], episodes: int, seed: int, workdir: Path) -> dict[str, Any]:
-    """One `vjepa-sim eval` with ``planner`` overlaid; returns its JSON summary."""
+def _planner_files(pipeline: dict[str, Any]) -> list[str]:
+    """The pipeline's planner_node parameter files (``eval.planner_params``, one path or a list)."""
+    files = pipeline["eval"]["planner_params"]
+    return [files] if isinstance(files, str) else list(files)
+
+
+def run_eval(name: str, planner: dict[str, Any], episodes: int, seed: int, workdir: Path,
+             task: str = "reach") -> dict[str, Any]:
+    """One `vjepa-sim eval` of ``task`` with ``planner`` overlaid; returns its JSON summary."""
+    pipeline_file, model_dir, _ = TASKS[task]
     d = workdir / f"{name}_seed{seed}"
     if d.exists():
         shutil.rmtree(d)
     d.mkdir(parents=True)
     (d / "planner.yaml").write_text(yaml.safe_dump({"planner_node": {"ros__parameters": planner}}))
-    pipeline = yaml.safe_load((ROOT / "config" / "sim_pipeline" / "pipeline.yaml").read_text())
-    planner_files = pipeline["eval"]["planner_params"]
-    planner_files = [planner_files] if isinstance(planner_files, str) else list(planner_files)
-    pipeline["eval"]["planner_params"] = [str(ROOT / f) for f in planner_files] + [str(d / "planner.yaml")]
+    pipeline = yaml.safe_load((ROOT / pipeline_file).read_text())
+    pipeline["eval"]["planner_params"] = [str(ROOT / f) for f in _planner_files(pipeline)] + [str(d / "planner.yaml")]
     pipeline["workdir"] = str(d / "work")
     (d / "pipeline.yaml").write_text(yaml.safe_dump(pipeline))
     out = d / "eval.json"
-    cmd = ["nice", "vjepa-sim", "eval", "--pipeline", str(d / "pipeline.yaml"), "--task", "reach", "--policy",
-           "planner", "--model", str(ROOT / "models" / "sim_reach"), "--episodes", str(episodes), "--seed",
+    cmd = ["nice", "vjepa-sim", "eval", "--pipeline", str(d / "pipeline.yaml"), "--task", task, "--policy",
+           "planner", "--model", str(ROOT / model_dir), "--episodes", str(episodes), "--seed",
            str(seed), "--threads", "1", "--quiet", "--backend", "torch", "--json", str(out)]
     print("$", " ".join(cmd), flush=True)
     t0 = time.monotonic()
@@ -125,9 +141,11 @@ def row(name: str, kind: str, samples: int, iterations: int, planner: dict[str, 
     }
 
 
-def offline_timing(names: list[str], params: dict[str, Any], reps: int) -> dict[str, dict[str, float]]:
+def offline_timing(names: list[str], params: dict[str, Any], reps: int,
+                   task: str = "reach") -> dict[str, dict[str, float]]:
     """Planning time of one step per run, off the closed loop: each run's planner as planner_node builds it (the
-    sim params file + the run's overlay, torch backend, 1 thread) on `models/sim_reach`, timed ``reps`` times with
+    task pipeline's planner params files + the run's overlay, torch backend, 1 thread) on the task's model, timed
+    ``reps`` times with
     the runs interleaved (so a load change on the shared machine hits every run alike); wall-clock median and min
     and the median CPU time of this one-thread process (what the plan costs on an idle core), in ms."""
     import torch
@@ -137,11 +155,13 @@ def offline_timing(names: list[str], params: dict[str, Any], reps: int) -> dict[
     from vjepa_planner.planner_node import PARAMETERS, planner_settings
     from vjepa_planner.world_planner import LatentPlanner
 
-    model_dir = ROOT / "models" / "sim_reach"
+    pipeline_file, model_name, _ = TASKS[task]
+    model_dir = ROOT / model_name
     model = load_world_model(model_dir / "vjepa2_sim.pt", str(model_dir / "config.json"), encoder=False,
                              predictor=True, backend="torch", threads=1)
-    sim = yaml.safe_load((ROOT / "config" / "sim_pipeline" / "planner.yaml").read_text())["planner_node"]
-    base = {**{k: v for k, (v, _) in PARAMETERS.items()}, **sim["ros__parameters"]}
+    base = {k: v for k, (v, _) in PARAMETERS.items()}
+    for f in _planner_files(yaml.safe_load((ROOT / pipeline_file).read_text())):
+        base.update(yaml.safe_load((ROOT / f).read_text())["planner_node"]["ros__parameters"])
     be = model.world_model.backend
     g = torch.Generator().manual_seed(0)
     ctx = normalize_tokens(torch.randn(1, be.tokens_per_frame, be.embed_dim, generator=g))
@@ -167,13 +187,14 @@ def offline_timing(names: list[str], params: dict[str, Any], reps: int) -> dict[
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--task", choices=sorted(TASKS), default="reach")
     ap.add_argument("--episodes", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0, help="episode seed (0, 1, 2: evaluation; 9: development)")
     ap.add_argument("--runs", default=",".join(RUNS), help=f"comma-separated subset of {', '.join(RUNS)}")
     ap.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                     help="override a CHOSEN setting (development runs), e.g. mppi_temperature=0.3")
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "planners.json"))
-    ap.add_argument("--workdir", default=str(ROOT / "runs" / "planners"))
+    ap.add_argument("--out", default=None, help="summary JSON (default: the task's, see TASKS)")
+    ap.add_argument("--workdir", default=None, help="eval work directories (default runs/planners[_TASK])")
     ap.add_argument("--timing-reps", type=int, default=10, help="offline planning-time repetitions per run")
     ap.add_argument("--merge", action="store_true",
                     help="replace only these runs' rows in an existing --out summary (same episodes and seed)")
@@ -191,10 +212,12 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown runs {unknown}; choose from {list(RUNS)}")
     os.chdir(ROOT)
-    out = Path(args.out)
+    out = Path(args.out or ROOT / TASKS[args.task][2])
+    workdir = Path(args.workdir or ROOT / "runs" / ("planners" if args.task == "reach" else f"planners_{args.task}"))
     if args.timing_only:
         doc = json.loads(out.read_text())
-        doc["offline_timing"] = offline_timing([r["name"] for r in doc["rows"]], doc["params"], args.timing_reps)
+        doc["offline_timing"] = offline_timing([r["name"] for r in doc["rows"]], doc["params"], args.timing_reps,
+                                               doc.get("task", "reach"))
         doc["offline_timing_load_average"] = os.getloadavg()[0]
         out.write_text(json.dumps(doc, indent=1))
         print(json.dumps(doc["offline_timing"], indent=1))
@@ -206,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         kind, samples, iterations = RUNS[name]
         planner = overlay(kind, samples, iterations, params)
-        doc = run_eval(name, planner, args.episodes, args.seed, Path(args.workdir))
+        doc = run_eval(name, planner, args.episodes, args.seed, workdir, args.task)
         r = row(name, kind, samples, iterations, planner, doc)
         rows.append(r)
         for e in doc["per_episode"]:
@@ -215,11 +238,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: {r['successes']}/{r['episodes']} success, plan p50 {r['planning_time_p50_s']:.3f} s "
               f"p99 {r['planning_time_p99_s']:.3f} s", flush=True)
     load.append(os.getloadavg()[0])
-    timing = offline_timing(names, params, args.timing_reps)
+    timing = offline_timing(names, params, args.timing_reps, args.task)
     import torch
 
     result = {
-        "task": "reach", "model": "models/sim_reach", "backend": "torch", "precision": "fp32", "planner_threads": 1,
+        "task": args.task, "model": TASKS[args.task][1], "backend": "torch", "precision": "fp32", "planner_threads": 1,
         "episodes": args.episodes, "seed": args.seed, "params": params, "tuning": TUNING, "rows": rows,
         "offline_timing": timing, "offline_timing_load_average": os.getloadavg()[0],
         "command": "python bench/bench_planners.py " + " ".join(argv if argv is not None else sys.argv[1:]),

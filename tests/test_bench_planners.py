@@ -71,3 +71,27 @@ def test_sim_precision_rule_and_section(tmp_path):
                          "--results", str(tmp_path), "--stdout"], capture_output=True, text=True, timeout=60)
     assert md.returncode == 0, md.stderr
     assert "Decision: **bf16**" in md.stdout and "| eval_seed0_bf16 | evaluation | 0 | bf16 | 0/20 |" in md.stdout
+
+
+def test_reach_object_runs_its_own_pipeline_and_model_and_renders_its_section(tmp_path):
+    """--task reach_object evaluates models/sim_manip through config/sim_pipeline/manip.yaml (its planner files
+    included) into its own summary, rendered as its own section with the task's success measure."""
+    import yaml
+    from bench_planners import TASKS, _planner_files
+
+    pipeline, model, out = TASKS["reach_object"]
+    assert (ROOT / model / "vjepa2_sim.pt").is_file() and out.endswith("planners_reach_object.json")
+    files = _planner_files(yaml.safe_load((ROOT / pipeline).read_text()))
+    assert "config/sim_pipeline/planner_manip.yaml" in files and all((ROOT / f).is_file() for f in files)
+    r = row("cem_128x4", "cem", 128, 4, overlay("cem", 128, 4, CHOSEN),
+            {"per_episode": [{"success": True, "final_distance": 0.02, "trace": [{"planning_time": 0.4}]}]})
+    doc = {"task": "reach_object", "model": model, "episodes": 1, "seed": 0, "backend": "torch",
+           "planner_threads": 1, "rows": [r], "tuning": {"cem": "6/6"}, "machine": {"cpus": 2}}
+    (tmp_path / "planners_reach_object.json").write_text(json.dumps(doc))
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "make_readme.py"), "--section", "planners_reach_object",
+                          "--results", str(tmp_path), "--stdout"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("## Planners on the sim reach_object task (issue 18)")
+    assert "the object still held and within 5 cm of the goal" in out.stdout
+    assert "| cem | 128x4 | - | 1/1 = 100% | 2.0 cm | 1 | 400 / 400 ms | - |" in out.stdout
+    assert "Reach task: Development runs" in out.stdout
