@@ -94,10 +94,18 @@ def _planner_files(pipeline: dict[str, Any]) -> list[str]:
 
 
 def run_eval(name: str, planner: dict[str, Any], episodes: int, seed: int, workdir: Path,
-             task: str = "reach") -> dict[str, Any]:
-    """One `vjepa-sim eval` of ``task`` with ``planner`` overlaid; returns its JSON summary."""
+             task: str = "reach", resume: bool = False) -> dict[str, Any]:
+    """One `vjepa-sim eval` of ``task`` with ``planner`` overlaid; returns its JSON summary. ``resume``: an eval
+    this bench already finished in ``workdir`` with the same planner overlay, episodes and seed is reused."""
     pipeline_file, model_dir, _ = TASKS[task]
     d = workdir / f"{name}_seed{seed}"
+    if resume and (d / "eval.json").is_file() and (d / "planner.yaml").is_file():
+        doc = json.loads((d / "eval.json").read_text())
+        same = yaml.safe_load((d / "planner.yaml").read_text()) == {"planner_node": {"ros__parameters": planner}}
+        if same and len(doc.get("per_episode", [])) == episodes and doc.get("settings", {}).get("seed") == seed:
+            print(f"{name}: reusing {d / 'eval.json'} (--resume)", flush=True)
+            doc.setdefault("bench_wall_s", None)
+            return doc
     if d.exists():
         shutil.rmtree(d)
     d.mkdir(parents=True)
@@ -198,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timing-reps", type=int, default=10, help="offline planning-time repetitions per run")
     ap.add_argument("--merge", action="store_true",
                     help="replace only these runs' rows in an existing --out summary (same episodes and seed)")
+    ap.add_argument("--resume", action="store_true",
+                    help="reuse the evals an interrupted run of this bench finished (same overlay, episodes, seed)")
     ap.add_argument("--timing-only", action="store_true",
                     help="measure only the offline planning times and add them to an existing --out summary")
     args = ap.parse_args(argv)
@@ -229,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         kind, samples, iterations = RUNS[name]
         planner = overlay(kind, samples, iterations, params)
-        doc = run_eval(name, planner, args.episodes, args.seed, workdir, args.task)
+        doc = run_eval(name, planner, args.episodes, args.seed, workdir, args.task, args.resume)
         r = row(name, kind, samples, iterations, planner, doc)
         rows.append(r)
         for e in doc["per_episode"]:

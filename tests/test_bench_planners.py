@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
@@ -95,3 +97,27 @@ def test_reach_object_runs_its_own_pipeline_and_model_and_renders_its_section(tm
     assert "the object still held and within 5 cm of the goal" in out.stdout
     assert "| cem | 128x4 | - | 1/1 = 100% | 2.0 cm | 1 | 400 / 400 ms | - |" in out.stdout
     assert "Reach task: Development runs" in out.stdout
+
+
+def test_resume_reuses_a_finished_eval_only_when_it_matches(tmp_path, monkeypatch):
+    """--resume takes an eval an interrupted bench finished (same overlay, episodes, seed) instead of re-running it;
+    anything else is run again."""
+    import bench_planners
+    import yaml
+
+    planner = overlay("mppi", 128, 4, CHOSEN)
+    d = tmp_path / "mppi_128x4_seed0"
+    d.mkdir()
+    (d / "planner.yaml").write_text(yaml.safe_dump({"planner_node": {"ros__parameters": planner}}))
+    (d / "eval.json").write_text(json.dumps({"settings": {"seed": 0}, "per_episode": [{"success": True}] * 3}))
+    ran = []
+    monkeypatch.setattr(bench_planners.subprocess, "run", lambda cmd, **kw: ran.append(cmd) or
+                        subprocess.CompletedProcess(cmd, 1))
+    doc = bench_planners.run_eval("mppi_128x4", planner, 3, 0, tmp_path, "reach_object", resume=True)
+    assert len(doc["per_episode"]) == 3 and not ran
+    for episodes, other in ((4, planner), (3, {**planner, "mppi_temperature": 0.3})):
+        (d / "planner.yaml").write_text(yaml.safe_dump({"planner_node": {"ros__parameters": planner}}))
+        (d / "eval.json").write_text(json.dumps({"settings": {"seed": 0}, "per_episode": [{"success": True}] * 3}))
+        with pytest.raises(RuntimeError, match="vjepa-sim eval failed"):
+            bench_planners.run_eval("mppi_128x4", other, episodes, 0, tmp_path, "reach_object", resume=True)
+    assert len(ran) == 2 and "reach_object" in ran[0] and "models/sim_manip" in " ".join(ran[0])
