@@ -133,7 +133,8 @@ def row(name: str, kind: str, samples: int, iterations: int, planner: dict[str, 
     """The summary row of one run: success and planning time per step (p50 / p99 over every step)."""
     eps = doc["per_episode"]
     ptimes = [t["planning_time"] for e in eps for t in e["trace"] if t.get("planning_time") is not None]
-    finals = [e["final_distance"] for e in eps if e.get("final_distance") is not None]
+    # reach: the end effector's final distance; manipulation tasks: the object's distance to its goal position
+    finals = [d for e in eps if (d := e.get("final_distance", e.get("distance"))) is not None]
     return {
         "name": name, "planner": kind, "samples": samples, "iterations": iterations,
         "settings": {k: v for k, v in planner.items()
