@@ -86,7 +86,7 @@ def test_reach_object_runs_its_own_pipeline_and_model_and_renders_its_section(tm
     files = _planner_files(yaml.safe_load((ROOT / pipeline).read_text()))
     assert "config/sim_pipeline/planner_manip.yaml" in files and all((ROOT / f).is_file() for f in files)
     r = row("cem_128x4", "cem", 128, 4, overlay("cem", 128, 4, CHOSEN),
-            {"per_episode": [{"success": True, "distance": 0.02, "trace": [{"planning_time": 0.4}]}]})  # manipulation: "distance"
+            {"per_episode": [{"success": True, "distance": 0.02, "trace": [{"planning_time": 0.4}]}]})
     doc = {"task": "reach_object", "model": model, "episodes": 1, "seed": 0, "backend": "torch",
            "planner_threads": 1, "rows": [r], "tuning": {"cem": "6/6"}, "machine": {"cpus": 2}}
     (tmp_path / "planners_reach_object.json").write_text(json.dumps(doc))
