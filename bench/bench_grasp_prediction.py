@@ -88,28 +88,32 @@ def _scripted_energies(settings: object, episode: object, seed: int, enc: object
 
 
 def _alignment(settings: object, wm: object, episode: object, seed: int, hover: np.ndarray, goal: object,
-               enc: object, dist: object) -> list[dict]:
+               enc: object, dist: object, aligned: dict) -> list[dict]:
     """The grasp ("down, close, up") from the hover above the object, shifted sideways by each of OFFSETS: does the
     object end up held, the real final frame's energy to the goal image, and the model's predicted one (open loop
     from the aligned hover frame, as the planner scores a candidate). A planner can only centre the grasp if
-    these energies are lowest at no shift."""
+    these energies are lowest at no shift. ``aligned``: the unshifted grasp's cell, already measured by the
+    caller (not simulated again)."""
     import torch
 
     from vjepa_sim.scene import FrankaSim
 
     sim = FrankaSim(replace(settings.sim_config(), seed=seed))
     out = []
+    z0 = None  # every shifted grasp starts from the same hover frame: encoded once
     try:
         for axis in (0, 1):
             for d in OFFSETS:
-                if axis == 1 and d == 0.0:
-                    continue  # the aligned grasp once
+                if d == 0.0:
+                    if axis == 0:
+                        out.append(aligned)
+                    continue
                 off = (d, 0.0) if axis == 0 else (0.0, d)
                 frames, states, held = _episode_frames(sim, episode, hover, True, off)
                 st = torch.as_tensor(np.stack(states), dtype=torch.float32)
                 acts = wm.context_actions(st)
                 acts[:, 3:6] = 0.0
-                z0 = enc(frames[:1])
+                z0 = enc(frames[:1]) if z0 is None else z0
                 pred = wm.unroll(z0, st[:1], acts[None])[0]
                 out.append({"offset": [float(off[0]), float(off[1])], "held": bool(held),
                             "real_energy": dist(enc(frames[-1:])[0], goal), "predicted_energy": dist(pred, goal)})
@@ -124,9 +128,9 @@ def _alignment_summary(rows: list[dict]) -> list[dict]:
     if not rows or not rows[0]["alignment"]:
         return []
     summary = []
+    aligned = [next(c for c in r["alignment"] if c["offset"] == [0.0, 0.0]) for r in rows]
     for k, cell in enumerate(rows[0]["alignment"]):
         cells = [r["alignment"][k] for r in rows]
-        aligned = [next(c for c in r["alignment"] if c["offset"] == [0.0, 0.0]) for r in rows]
         summary.append({
             "offset": cell["offset"], "held": sum(c["held"] for c in cells),
             "real_energy": float(np.mean([c["real_energy"] for c in cells])),
@@ -157,8 +161,7 @@ def plot_alignment(record: dict, path: Path) -> None:
             ax.plot(d, [c["predicted_energy"] for c in cells], "s" + style, color="tab:orange",
                     label=f"predicted, shift in {name}")
         n = len(m["scenes"])
-        held = ", ".join(f"{100 * c['offset'][0] + 100 * c['offset'][1]:+.0f}:{c['held']}" for c in m["alignment"]
-                         if c["offset"][1] == 0.0)
+        held = ", ".join(f"{100 * c['offset'][0]:+.0f}:{c['held']}" for c in m["alignment"] if c["offset"][1] == 0.0)
         ax.set_title(f"{m['model']} ({n} scenes)\nheld after the grasp by x shift [cm]: {held}", fontsize=8)
         ax.set_xlabel("sideways shift of the grasp [cm]")
         ax.set_ylabel("energy to the held-object goal (mean)")
@@ -218,8 +221,10 @@ def measure_model(name: str, pipeline: str, scenes: int, alignment: bool = True)
             finally:
                 sim.close()
             phases = _scripted_energies(settings, ep, seed, enc, dist)
-            align = _alignment(settings, wm, ep, seed, hover, goal, enc, dist) if alignment else []
             (rz1, pz1, held1), (rz0, pz0, _) = out[True], out[False]
+            centred = {"offset": [0.0, 0.0], "held": bool(held1), "real_energy": dist(rz1, goal),
+                       "predicted_energy": dist(pz1, goal)}  # the grasp above: the alignment table's centre
+            align = _alignment(settings, wm, ep, seed, hover, goal, enc, dist, centred) if alignment else []
             rows.append({"scene_seed": seed, "kind": kind, "held_after_grasp": bool(held1),
                          "real_effect": dist(rz1, rz0), "predicted_effect": dist(pz1, pz0),
                          "prediction_error": dist(pz1, rz1),

@@ -93,6 +93,11 @@ def _planner_files(pipeline: dict[str, Any]) -> list[str]:
     return [files] if isinstance(files, str) else list(files)
 
 
+def _overlay_file(planner: dict[str, Any]) -> dict[str, Any]:
+    """The planner_node params file content that overlays ``planner`` (written per run, compared by --resume)."""
+    return {"planner_node": {"ros__parameters": planner}}
+
+
 def run_eval(name: str, planner: dict[str, Any], episodes: int, seed: int, workdir: Path,
              task: str = "reach", resume: bool = False) -> dict[str, Any]:
     """One `vjepa-sim eval` of ``task`` with ``planner`` overlaid; returns its JSON summary. ``resume``: an eval
@@ -101,7 +106,7 @@ def run_eval(name: str, planner: dict[str, Any], episodes: int, seed: int, workd
     d = workdir / f"{name}_seed{seed}"
     if resume and (d / "eval.json").is_file() and (d / "planner.yaml").is_file():
         doc = json.loads((d / "eval.json").read_text())
-        same = yaml.safe_load((d / "planner.yaml").read_text()) == {"planner_node": {"ros__parameters": planner}}
+        same = yaml.safe_load((d / "planner.yaml").read_text()) == _overlay_file(planner)
         if same and len(doc.get("per_episode", [])) == episodes and doc.get("settings", {}).get("seed") == seed:
             print(f"{name}: reusing {d / 'eval.json'} (--resume)", flush=True)
             doc.setdefault("bench_wall_s", None)
@@ -109,7 +114,7 @@ def run_eval(name: str, planner: dict[str, Any], episodes: int, seed: int, workd
     if d.exists():
         shutil.rmtree(d)
     d.mkdir(parents=True)
-    (d / "planner.yaml").write_text(yaml.safe_dump({"planner_node": {"ros__parameters": planner}}))
+    (d / "planner.yaml").write_text(yaml.safe_dump(_overlay_file(planner)))
     pipeline = yaml.safe_load((ROOT / pipeline_file).read_text())
     pipeline["eval"]["planner_params"] = [str(ROOT / f) for f in _planner_files(pipeline)] + [str(d / "planner.yaml")]
     pipeline["workdir"] = str(d / "work")
