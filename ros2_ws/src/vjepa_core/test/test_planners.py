@@ -299,7 +299,10 @@ def test_adam_refinement_lowers_the_energy_of_the_cem_mean_with_the_tiny_predict
     cfg = dict(samples=24, iterations=2, topk=6, horizon=1, maxnorm=0.075, sample_gripper=False, seed=0)
     cem = make_planner("cem", cfg, wm).plan(ctx, START[None], goal)
     refined = make_planner("cem_adam", {**cfg, "gradient": {"steps": 5, "lr": 0.005}}, wm).plan(ctx, START[None], goal)
-    assert refined.refine_energy[0] == pytest.approx(cem.energy, rel=1e-5)  # starts at the same CEM mean
+    # starts at the same CEM mean: the refinement's fp32 full-sequence unroll and CEM's KV-cached one agree to float
+    # rounding, which differs between CPUs (1.3e-5 relative on an AMD EPYC), so the parity tolerance of
+    # test_differentiable_unroll_matches_the_unroll; another start would differ by far more
+    assert refined.refine_energy[0] == pytest.approx(cem.energy, rel=1e-4)
     assert refined.energy < cem.energy  # and ends lower
     assert refined.refine_energy[-1] < refined.refine_energy[0]
     assert refined.timings_ms["refine"] > 0
